@@ -1,0 +1,76 @@
+/**
+ * The error hierarchy. Every refusal carries a stable `code` (SPEC §4); the HTTP
+ * layer maps codes to statuses through `STATUS_BY_CODE` and nothing else.
+ * Messages must never contain personal data from a message body.
+ */
+
+export const STATUS_BY_CODE = {
+  // SPEC §1.2
+  CLIENT_CERT_REQUIRED: 401,
+  CLIENT_CERT_UNTRUSTED: 401,
+  // SPEC §3, in check order
+  TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  MALFORMED: 400,
+  BAD_HEADER: 422,
+  CERT_INVALID: 422,
+  SIGNATURE_INVALID: 422,
+  SCHEMA_INVALID: 422,
+  SENDER_MISMATCH: 403,
+  FORBIDDEN_ROLE: 403,
+  NOT_PERMITTED: 403,
+  STALE: 422,
+  UNKNOWN_REFERENCE: 422,
+  ID_CONFLICT: 409,
+  // SPEC §5.3, §5.4
+  NOT_FOUND: 404,
+  ALREADY_CLAIMED: 409,
+  // Codes the SPEC leaves to us.
+  INVALID_PARAMETER: 400,
+  NOT_CLAIMED: 409,
+  ALREADY_DECIDED: 409,
+  NOT_DELIVERED: 409,
+  METHOD_NOT_ALLOWED: 405,
+  NOT_ACCEPTABLE: 406,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+} as const;
+
+export type ErrorCode = keyof typeof STATUS_BY_CODE;
+
+/** One schema failure, as SPEC §4 puts it in `errors`. */
+export interface ValidationIssue {
+  path: string;
+  keyword: string;
+  message: string;
+}
+
+export class CasebridgeError extends Error {
+  readonly code: ErrorCode;
+  readonly errors: ValidationIssue[] | undefined;
+
+  constructor(code: ErrorCode, detail: string, options?: { cause?: unknown; errors?: ValidationIssue[] }) {
+    super(detail, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CasebridgeError';
+    this.code = code;
+    this.errors = options?.errors;
+  }
+
+  get status(): number {
+    return STATUS_BY_CODE[this.code];
+  }
+}
+
+export function isCasebridgeError(e: unknown): e is CasebridgeError {
+  return e instanceof CasebridgeError;
+}
+
+/** A configuration problem: the process stops with one line naming the variable (SPEC §8). */
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, reason: string, options?: { cause?: unknown }) {
+    super(`${variable}: ${reason}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
