@@ -26,6 +26,8 @@ export interface MessageRecord {
   acceptedAt: string;
   logIndex: number;
   status: MessageStatus;
+  /** The latest decision, once an officer has decided (SPEC §5.4). */
+  decision: DecisionStatus | null;
   /** The claim holder's subject, while claimed. */
   claimedBy: string | null;
   /** The body of the original 202, replayed on an idempotent resubmission. */
@@ -57,6 +59,8 @@ export type AcceptOutcome =
   | { kind: 'accepted'; response: AcceptResponse }
   | { kind: 'replay'; response: AcceptResponse }
   | { kind: 'conflict' };
+
+export type ClaimOutcome = 'claimed' | 'already-claimed' | 'not-delivered' | 'decided' | 'unknown';
 
 /** One message waiting in the outbox for the transport. */
 export interface OutboxItem {
@@ -139,7 +143,7 @@ export interface Store extends OutboxPort, InboxPort, AuditStore {
   list(q: ListQuery): ListPage;
   /** Messages whose `inReplyTo` is `id`. */
   replies(id: string): MessageRecord[];
-  claim(id: string, actor: AuditActor): Promise<'claimed' | 'already-claimed' | 'not-claimable'>;
+  claim(id: string, actor: AuditActor): Promise<ClaimOutcome>;
   release(id: string, actor: AuditActor): Promise<'released' | 'not-claimed'>;
   /** Records the decision on `id` and accepts the gateway-signed status.update in one transaction. */
   decide(

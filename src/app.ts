@@ -1,0 +1,294 @@
+/**
+ * The composition root: reads validated configuration once and builds the store,
+ * the audit log's checkpointer, the transport, the HTTP app and the admin server.
+ * Nothing else in the code base reads configuration or holds global state.
+ */
+import { createHash, createPrivateKey, createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { vkeyFor } from './audit/checkpoint.js';
+import type { AuditActor } from './audit/types.js';
+import { Checkpointer } from './checkpoints/index.js';
+import type { Config } from './config/index.js';
+import { certificateSubject } from './envelope/jws.js';
+import { ConfigError } from './errors.js';
+import { createHttpApp, createHttpsServer } from './http/app.js';
+import type { HttpContext } from './http/context.js';
+import { createAdminServer, type Readiness } from './ops/admin.js';
+import { createLogger, type Logger } from './ops/logger.js';
+import { Metrics } from './ops/metrics.js';
+import { parsePemChain } from './pki/pem.js';
+import { TrustStore } from './pki/trust-store.js';
+import { loadRegistry, type Registry } from './registry/index.js';
+import { createSchemaSet, parseStrictJson } from './schema/index.js';
+import { SqliteStore } from './store/index.js';
+import type { SubmissionDeps } from './submission/submit.js';
+import { createTransport, type Transport } from './transport/index.js';
+
+/** `<package root>/schemas`, whether running from `dist/src` or elsewhere. */
+export const SCHEMA_DIR = fileURLToPath(new URL('../../schemas/', import.meta.url));
+
+export interface GatewayOptions {
+  config: Config;
+  logger?: Logger;
+  now?: () => Date;
+}
+
+export interface Gateway {
+  readonly config: Config;
+  readonly store: SqliteStore;
+  readonly transport: Transport;
+  readonly checkpointer: Checkpointer;
+  readonly metrics: Metrics;
+  readonly https: HttpsServer;
+  readonly admin: Server;
+  /** `https://host:port` of the API. */
+  readonly url: string;
+  /** `http://127.0.0.1:port` of the admin endpoints. */
+  readonly adminUrl: string;
+  /** Re-reads CASEBRIDGE_CRL (SIGHUP). On error the previous CRLs stay in force. */
+  reloadCrl(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function readConfigFile(variable: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(variable, `cannot read ${path}`, { cause: e });
+  }
+}
+
+function privateKeyFrom(variable: string, pem: string): KeyObject {
+  try {
+    return createPrivateKey(pem);
+  } catch (e) {
+    throw new ConfigError(variable, 'is not a PEM private key', { cause: e });
+  }
+}
+
+function sameKey(a: KeyObject, b: KeyObject): boolean {
+  const der = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
+  return der(a).equals(der(b));
+}
+
+function loadGatewayIdentity(config: Config, registry: Registry) {
+  let chain: X509Certificate[];
+  try {
+    chain = parsePemChain(readConfigFile('CASEBRIDGE_TLS_CERT', config.tlsCert));
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError('CASEBRIDGE_TLS_CERT', 'holds no valid PEM certificate', { cause: e });
+  }
+  if (chain.length === 0) throw new ConfigError('CASEBRIDGE_TLS_CERT', 'holds no certificate');
+  const leaf = chain[0]!;
+  const key = privateKeyFrom('CASEBRIDGE_TLS_KEY', readConfigFile('CASEBRIDGE_TLS_KEY', config.tlsKey));
+  if (!sameKey(createPublicKey(key), leaf.publicKey)) {
+    throw new ConfigError('CASEBRIDGE_TLS_KEY', 'does not match the certificate in CASEBRIDGE_TLS_CERT');
+  }
+  const org = /(?:^|\n)O=([^\n]*)/.exec(leaf.subject)?.[1];
+  if (org !== registry.gatewayId) {
+    throw new ConfigError('CASEBRIDGE_TLS_CERT', `subject O must be the registry's gateway id ${registry.gatewayId}`);
+  }
+  return { id: registry.gatewayId, key, chain, certPem: readFileSync(config.tlsCert, 'utf8') };
+}
+
+function loadLogKey(config: Config): KeyObject {
+  const key = privateKeyFrom('CASEBRIDGE_LOG_KEY', readConfigFile('CASEBRIDGE_LOG_KEY', config.logKey));
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new ConfigError('CASEBRIDGE_LOG_KEY', 'must be an Ed25519 private key (SPEC §8)');
+  }
+  return key;
+}
+
+function loadTrust(config: Config, registry: Registry): TrustStore {
+  const anchorsPem = readConfigFile('CASEBRIDGE_TRUST', config.trust);
+  try {
+    return new TrustStore({
+      anchorsPem,
+      ...(config.crl === undefined ? {} : { crlPem: readConfigFile('CASEBRIDGE_CRL', config.crl) }),
+      isKnownOrg: (o) => registry.hasAgency(o),
+      gatewayId: registry.gatewayId,
+    });
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    const variable = (e as { source?: string }).source === 'crl' ? 'CASEBRIDGE_CRL' : 'CASEBRIDGE_TRUST';
+    throw new ConfigError(variable, `cannot be used: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function listen(server: Server | HttpsServer, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function close(server: Server | HttpsServer): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections?.();
+  });
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const { config } = opts;
+  const now = opts.now ?? (() => new Date());
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const metrics = new Metrics();
+
+  const schemas = createSchemaSet(SCHEMA_DIR);
+  const registryText = readConfigFile('CASEBRIDGE_REGISTRY', config.registry);
+  const registry = loadRegistry(registryText, SCHEMA_DIR);
+  const gateway = loadGatewayIdentity(config, registry);
+  const trust = loadTrust(config, registry);
+  const logKey = loadLogKey(config);
+  const logName = `casebridge/${gateway.id}`;
+  const vkey = vkeyFor(logName, createPublicKey(logKey));
+
+  const store = new SqliteStore({ dataDir: config.dataDir, now });
+  const gatewayActor: AuditActor = {
+    agency: gateway.id,
+    role: 'gateway',
+    subject: certificateSubject(gateway.chain[0]!),
+  };
+
+  const transport = createTransport({
+    url: config.amqpUrl,
+    agencies: registry.agencies.map((a) => a.id),
+    outbox: store,
+    inbox: store,
+    gatewayActor,
+    deliveryLimit: config.deliveryLimit,
+    logger,
+    events: {
+      confirmed: (n) => metrics.published.inc(n),
+      retried: (reason) => metrics.publishRetries.inc({ reason }),
+      delivered: () => metrics.delivered.inc(),
+      duplicate: () => metrics.duplicates.inc(),
+      poison: () => metrics.deadLettered.inc(),
+      connection: (component, state) => logger.info('broker connection', { component, state }),
+    },
+  });
+
+  const checkpointer = new Checkpointer({
+    store,
+    origin: logName,
+    keyName: logName,
+    key: logKey,
+    intervalMs: config.checkpointIntervalMs,
+    now,
+    onSigned: (cp) => metrics.checkpointSize.set(cp.size),
+  });
+
+  const submission: SubmissionDeps = {
+    parseJson: parseStrictJson,
+    validateEnvelope: (v) => schemas.validateEnvelope(v),
+    verifyChain: (chain, at) => trust.verifyChain(chain, at),
+    now,
+    store,
+    registry,
+    gateway: { key: gateway.key, chain: gateway.chain },
+    clockSkewMs: config.clockSkewS * 1000,
+    onAccepted: () => transport.kick(),
+  };
+  const ctx: HttpContext = {
+    store,
+    submission,
+    verifyClient: (chain, at) => trust.verifyChain(chain, at),
+    gateway: { id: gateway.id, key: gateway.key, chain: gateway.chain },
+    log: { origin: logName, vkey, publicKey: createPublicKey(logKey) },
+    trustAnchors: () => trust.anchorCertificates(),
+    metrics,
+    logger,
+    maxBytes: config.maxBytes,
+    now,
+    schemas: schemas.documents(),
+  };
+
+  // Administrative events: what the gateway runs with is itself on the record.
+  const digest = (text: string) => 'sha256:' + createHash('sha256').update(text).digest('hex');
+  await store.append({
+    event: 'registry.loaded',
+    actor: gatewayActor,
+    digest: digest(registryText),
+    detail: { agencies: registry.agencies.length },
+  });
+  if (config.crl !== undefined) {
+    await store.append({
+      event: 'pki.crl-loaded',
+      actor: gatewayActor,
+      digest: digest(readFileSync(config.crl, 'utf8')),
+    });
+  }
+
+  await transport.start();
+  checkpointer.start();
+
+  const app = createHttpApp(ctx);
+  const https = createHttpsServer(app, {
+    key: gateway.key.export({ type: 'pkcs8', format: 'pem' }) as string,
+    cert: gateway.certPem,
+    ca: trust.anchorsPem(),
+  });
+  const readiness = (): Readiness => {
+    const t = transport.status();
+    const checks: Readiness['checks'] = {
+      store: { ok: true },
+      broker: { ok: t.connected, detail: `${t.mode}${t.blocked ? ', blocked' : ''}` },
+      checkpoint: { ok: store.latestCheckpoint() !== undefined },
+    };
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  };
+  const refresh = () => {
+    const t = transport.status();
+    metrics.outboxLag.set(store.outboxLag());
+    metrics.inFlight.set(t.inFlight);
+    metrics.brokerConnected.set(t.connected ? 1 : 0);
+    metrics.auditSize.set(store.treeSize());
+  };
+  const admin = createAdminServer(metrics, readiness, refresh);
+
+  const apiAddr = await listen(https, config.port, config.host);
+  const adminAddr = await listen(admin, config.adminPort, '127.0.0.1');
+  logger.info('casebridge started', {
+    gateway: gateway.id,
+    url: `https://${config.host}:${apiAddr.port}`,
+    admin: adminAddr.port,
+    mode: config.amqpUrl ? 'amqp' : 'embedded',
+    agencies: registry.agencies.length,
+  });
+
+  return {
+    config,
+    store,
+    transport,
+    checkpointer,
+    metrics,
+    https,
+    admin,
+    url: `https://${config.host}:${apiAddr.port}`,
+    adminUrl: `http://127.0.0.1:${adminAddr.port}`,
+    async reloadCrl() {
+      if (config.crl === undefined) return;
+      const text = readFileSync(config.crl, 'utf8');
+      const summary = trust.reloadCrls(text);
+      await store.append({ event: 'pki.crl-loaded', actor: gatewayActor, digest: digest(text) });
+      logger.info('CRLs reloaded', { ...summary });
+    },
+    async close() {
+      await close(https);
+      await close(admin);
+      checkpointer.stop();
+      await transport.stop();
+      checkpointer.signNow();
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,102 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ConfigError } from '../errors.js';
+
+/** Validated configuration (SPEC §8). Paths are absolute. */
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  tlsCert: string;
+  tlsKey: string;
+  trust: string;
+  crl: string | undefined;
+  registry: string;
+  logKey: string;
+  amqpUrl: string | undefined;
+  adminPort: number;
+  maxBytes: number;
+  clockSkewS: number;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  /** How often a checkpoint is signed while the log grows (SPEC §6.3: at least every second). */
+  checkpointIntervalMs: number;
+  /** Deliveries of one message before the broker dead-letters it. */
+  deliveryLimit: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Where `init-dev` writes the development PKI; the defaults below point into it. */
+export const DEV_PKI_DIR = 'certs';
+
+function str(env: Env, name: string, fallback: string): string {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  return v;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `must be an integer, got "${raw}"`);
+  const n = Number(raw.trim());
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function file(env: Env, name: string, fallback: string, cwd: string): string {
+  const p = resolve(cwd, str(env, name, fallback));
+  if (!existsSync(p)) {
+    const hint = env[name] ? '' : ' (run `casebridge init-dev` for a development PKI)';
+    throw new ConfigError(name, `file not found: ${p}${hint}`);
+  }
+  return p;
+}
+
+function amqpUrl(env: Env): string | undefined {
+  const v = env['CASEBRIDGE_AMQP_URL'];
+  if (v === undefined || v === '') return undefined;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new ConfigError('CASEBRIDGE_AMQP_URL', 'is not a URL');
+  }
+  if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:') {
+    throw new ConfigError('CASEBRIDGE_AMQP_URL', 'must use amqp:// or amqps://');
+  }
+  return v;
+}
+
+/** Reads and validates the environment; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+  const logLevel = str(env, 'CASEBRIDGE_LOG_LEVEL', 'info');
+  if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) {
+    throw new ConfigError('CASEBRIDGE_LOG_LEVEL', 'must be error, warn, info or debug');
+  }
+  const host = str(env, 'CASEBRIDGE_HOST', '127.0.0.1');
+  const defaultCrl = resolve(cwd, DEV_PKI_DIR, 'crl.pem');
+  const crl = env['CASEBRIDGE_CRL']
+    ? file(env, 'CASEBRIDGE_CRL', '', cwd)
+    : existsSync(defaultCrl) && !env['CASEBRIDGE_TRUST']
+      ? defaultCrl
+      : undefined;
+  return {
+    host,
+    port: int(env, 'CASEBRIDGE_PORT', 8443, 0, 65535),
+    dataDir: resolve(cwd, str(env, 'CASEBRIDGE_DATA_DIR', './data')),
+    tlsCert: file(env, 'CASEBRIDGE_TLS_CERT', `${DEV_PKI_DIR}/gateway/gateway.crt.pem`, cwd),
+    tlsKey: file(env, 'CASEBRIDGE_TLS_KEY', `${DEV_PKI_DIR}/gateway/gateway.key.pem`, cwd),
+    trust: file(env, 'CASEBRIDGE_TRUST', `${DEV_PKI_DIR}/trust.pem`, cwd),
+    crl,
+    registry: file(env, 'CASEBRIDGE_REGISTRY', `${DEV_PKI_DIR}/registry.json`, cwd),
+    logKey: file(env, 'CASEBRIDGE_LOG_KEY', `${DEV_PKI_DIR}/log/log.key.pem`, cwd),
+    amqpUrl: amqpUrl(env),
+    adminPort: int(env, 'CASEBRIDGE_ADMIN_PORT', 9464, 0, 65535),
+    maxBytes: int(env, 'CASEBRIDGE_MAX_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    clockSkewS: int(env, 'CASEBRIDGE_CLOCK_SKEW_S', 300, 0, 86400),
+    logLevel: logLevel as Config['logLevel'],
+    checkpointIntervalMs: int(env, 'CASEBRIDGE_CHECKPOINT_MS', 500, 50, 1000),
+    deliveryLimit: int(env, 'CASEBRIDGE_DELIVERY_LIMIT', 5, 1, 1000),
+  };
+}

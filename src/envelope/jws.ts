@@ -1,0 +1,101 @@
+import { constants, createHash, sign as cryptoSign, type KeyObject, type X509Certificate } from 'node:crypto';
+import { CasebridgeError } from '../errors.js';
+import type { AllowedAlg } from './types.js';
+
+/** The parts of a compact JWS (RFC 7515 §7.1), still encoded. */
+export interface CompactParts {
+  protectedB64: string;
+  payloadB64: string;
+  signatureB64: string;
+}
+
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+/** Splits a compact JWS; refuses anything that is not three base64url segments. */
+export function splitCompact(jws: string): CompactParts {
+  const parts = jws.split('.');
+  if (parts.length !== 3) throw new CasebridgeError('MALFORMED', 'a compact JWS has three parts');
+  const [protectedB64, payloadB64, signatureB64] = parts as [string, string, string];
+  for (const p of parts) {
+    if (!B64URL.test(p)) throw new CasebridgeError('MALFORMED', 'JWS parts must be base64url');
+  }
+  // An empty signature is well-formed (alg "none"); the header rules refuse it next.
+  if (protectedB64 === '') throw new CasebridgeError('MALFORMED', 'the JWS protected header is empty');
+  return { protectedB64, payloadB64, signatureB64 };
+}
+
+/** SPEC §2.1: `sha256:` + lowercase hex over the JWS's ASCII bytes. */
+export function digestOf(jws: string): string {
+  return 'sha256:' + createHash('sha256').update(jws, 'ascii').digest('hex');
+}
+
+/** `sha256:` + hex of SHA-256 over a certificate's DER (SPEC §6.1 `subject`). */
+export function certificateSubject(cert: X509Certificate): string {
+  return 'sha256:' + createHash('sha256').update(cert.raw).digest('hex');
+}
+
+/** The JWS algorithm our policy uses for a signing key (SPEC §2.1 allow-list). */
+export function algForKey(key: KeyObject): AllowedAlg {
+  switch (key.asymmetricKeyType) {
+    case 'ec': {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      if (curve === 'prime256v1') return 'ES256';
+      if (curve === 'secp384r1') return 'ES384';
+      break;
+    }
+    case 'rsa':
+    case 'rsa-pss':
+      return 'PS256';
+    case 'ed25519':
+      return 'EdDSA';
+    default:
+      break;
+  }
+  throw new CasebridgeError('INVALID_PARAMETER', 'key type not usable for casebridge signatures');
+}
+
+/**
+ * Signs synchronously with node:crypto. jose signs asynchronously, which cannot run
+ * inside the store's acceptance transaction where the receipt is made; signatures
+ * produced here are verified with jose in the tests.
+ */
+export function signCompactSync(
+  header: Record<string, unknown>,
+  payload: Uint8Array | string,
+  key: KeyObject,
+): string {
+  const alg = header['alg'] as AllowedAlg;
+  const signingInput =
+    Buffer.from(JSON.stringify(header)).toString('base64url') +
+    '.' +
+    Buffer.from(payload).toString('base64url');
+  const data = Buffer.from(signingInput, 'ascii');
+  let sig: Buffer;
+  switch (alg) {
+    case 'ES256':
+      sig = cryptoSign('sha256', data, { key, dsaEncoding: 'ieee-p1363' });
+      break;
+    case 'ES384':
+      sig = cryptoSign('sha384', data, { key, dsaEncoding: 'ieee-p1363' });
+      break;
+    case 'PS256':
+      // RFC 7518 §3.5: salt length equals the hash output size.
+      sig = cryptoSign('sha256', data, {
+        key,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: 32,
+      });
+      break;
+    case 'EdDSA':
+      sig = cryptoSign(null, data, key);
+      break;
+    default:
+      throw new CasebridgeError('INVALID_PARAMETER', 'unsupported signing algorithm');
+  }
+  return signingInput + '.' + sig.toString('base64url');
+}
+
+/** RFC 7515 §4.1.6: x5c holds standard base64 DER, leaf first. */
+export function x5cOf(chain: readonly X509Certificate[]): string[] {
+  return chain.map((c) => c.raw.toString('base64'));
+}

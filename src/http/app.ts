@@ -1,0 +1,71 @@
+import { createServer, type Server } from 'node:https';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { CasebridgeError } from '../errors.js';
+import { auditRoutes } from './audit.js';
+import { requireClient } from './auth.js';
+import type { HttpContext } from './context.js';
+import { messageRoutes } from './messages.js';
+import { buildOpenApi } from './openapi.js';
+import { errorHandler } from './problem.js';
+import { reviewRoutes } from './review.js';
+
+export function createHttpApp(ctx: HttpContext): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('cache-control', 'no-store');
+    res.on('finish', () => {
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      ctx.metrics.requests.inc({
+        route,
+        method: req.method,
+        status: String(res.statusCode),
+        code: (res.locals['code'] as string | undefined) ?? '',
+      });
+    });
+    next();
+  });
+  app.use(requireClient(ctx.verifyClient, ctx.now));
+
+  const openapi = JSON.stringify(buildOpenApi(ctx.schemas));
+  app.get('/v1/openapi.json', (_req: Request, res: Response) => {
+    res.type('application/json').send(openapi);
+  });
+  app.use(messageRoutes(ctx));
+  app.use(reviewRoutes(ctx));
+  app.use(auditRoutes(ctx));
+  app.use((_req: Request, _res: Response, next: NextFunction) => {
+    next(new CasebridgeError('NOT_FOUND', 'no such resource'));
+  });
+  app.use(errorHandler(ctx.logger));
+  return app;
+}
+
+export interface TlsMaterial {
+  key: string;
+  /** The gateway's certificate chain, leaf first. */
+  cert: string;
+  /** Trust anchors, advertised to clients as acceptable issuers. */
+  ca: string[];
+}
+
+/**
+ * SPEC §1.2: HTTPS only, TLS 1.2 at least, a client certificate always asked for.
+ * The handshake completes without one so the refusal can be problem+json.
+ */
+export function createHttpsServer(app: Express, tls: TlsMaterial): Server {
+  return createServer(
+    {
+      key: tls.key,
+      cert: tls.cert,
+      ca: tls.ca,
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+    app,
+  );
+}

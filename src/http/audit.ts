@@ -1,0 +1,96 @@
+import { Router, type Request, type Response } from 'express';
+import { consistencyProof, inclusionProof } from '../audit/merkle.js';
+import { CasebridgeError } from '../errors.js';
+import { principalOf, requireRole } from './auth.js';
+import type { HttpContext } from './context.js';
+import { optInt, reqInt } from './params.js';
+
+const MAX_ENTRIES_PER_REQUEST = 10_000;
+const MAX_INDEX = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The tree size a proof is made against: `size` if given (1..latest signed size),
+ * else the latest signed checkpoint, whose text is returned with the proof.
+ */
+export function proofSize(
+  ctx: HttpContext,
+  q: Record<string, unknown>,
+  minSize: number,
+): { size: number; checkpoint?: string } {
+  const latest = ctx.store.latestCheckpoint();
+  const given = optInt(q, 'size', 1, MAX_INDEX);
+  if (given === undefined) {
+    if (!latest || latest.size < minSize) {
+      throw new CasebridgeError('UNAVAILABLE', 'no signed checkpoint covers this entry yet; retry in a second');
+    }
+    return { size: latest.size, checkpoint: latest.text };
+  }
+  if (!latest || given > latest.size) {
+    throw new CasebridgeError('INVALID_PARAMETER', 'size must not exceed the latest signed checkpoint');
+  }
+  if (given < minSize) throw new CasebridgeError('INVALID_PARAMETER', 'size must be greater than index');
+  const cp = ctx.store.checkpointAt(given);
+  return cp ? { size: given, checkpoint: cp.text } : { size: given };
+}
+
+export function auditRoutes(ctx: HttpContext): Router {
+  const r = Router();
+
+  r.get('/v1/audit/checkpoint', (_req: Request, res: Response) => {
+    principalOf(res);
+    const cp = ctx.store.latestCheckpoint();
+    if (!cp) throw new CasebridgeError('UNAVAILABLE', 'no checkpoint has been signed yet');
+    res.type('text/plain; charset=utf-8').send(cp.text);
+  });
+
+  r.get('/v1/audit/key', (_req: Request, res: Response) => {
+    res.type('text/plain; charset=utf-8').send(ctx.log.vkey + '\n');
+  });
+
+  r.get('/v1/audit/entries', (req: Request, res: Response) => {
+    requireRole(res, ['auditor'], 'the audit log');
+    const q = req.query as Record<string, unknown>;
+    const size = ctx.store.treeSize();
+    const start = optInt(q, 'start', 0, MAX_INDEX) ?? 0;
+    const end = Math.min(optInt(q, 'end', 0, MAX_INDEX) ?? size, size, start + MAX_ENTRIES_PER_REQUEST);
+    if (start > size) throw new CasebridgeError('INVALID_PARAMETER', 'start is beyond the end of the log');
+    res.type('application/x-ndjson');
+    const lines: string[] = [];
+    for (const e of ctx.store.entries(start, Math.max(start, end))) {
+      lines.push(
+        `{"index":${e.index},"leaf":"${e.bytes.toString('base64')}","entry":${e.bytes.toString('utf8')}}\n`,
+      );
+    }
+    res.send(lines.join(''));
+  });
+
+  r.get('/v1/audit/proof/inclusion', (req: Request, res: Response) => {
+    requireRole(res, ['auditor'], 'proofs by index');
+    const q = req.query as Record<string, unknown>;
+    const index = reqInt(q, 'index', 0, MAX_INDEX);
+    const { size, checkpoint } = proofSize(ctx, q, index + 1);
+    res.json({
+      index,
+      size,
+      hashes: inclusionProof(index, size, ctx.store.nodes()).map((h) => h.toString('base64')),
+      ...(checkpoint ? { checkpoint } : {}),
+    });
+  });
+
+  r.get('/v1/audit/proof/consistency', (req: Request, res: Response) => {
+    principalOf(res);
+    const q = req.query as Record<string, unknown>;
+    const latest = ctx.store.latestCheckpoint()?.size ?? 0;
+    const from = reqInt(q, 'from', 1, MAX_INDEX);
+    const to = optInt(q, 'to', 1, MAX_INDEX) ?? latest;
+    if (to > latest) throw new CasebridgeError('INVALID_PARAMETER', 'to must not exceed the latest signed checkpoint');
+    if (from > to) throw new CasebridgeError('INVALID_PARAMETER', 'from must not exceed to');
+    res.json({
+      from,
+      to,
+      hashes: consistencyProof(from, to, ctx.store.nodes()).map((h) => h.toString('base64')),
+    });
+  });
+
+  return r;
+}

@@ -1,0 +1,62 @@
+import { X509Certificate } from 'node:crypto';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import type { NextFunction, Request, Response } from 'express';
+import { CasebridgeError } from '../errors.js';
+import type { Principal, Role } from '../pki/types.js';
+
+export type ChainVerifier = (chain: X509Certificate[], at: Date) => Principal;
+
+/** The certificates the TLS client presented, leaf first. */
+export function peerChain(socket: TLSSocket): X509Certificate[] {
+  // Without a client certificate Node returns an empty object.
+  const leaf: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  if (!leaf || !leaf.raw) return [];
+  const chain: X509Certificate[] = [];
+  const seen = new Set<string>();
+  let cur: DetailedPeerCertificate | undefined = leaf;
+  while (cur && cur.raw && !seen.has(cur.fingerprint256) && chain.length < 10) {
+    seen.add(cur.fingerprint256);
+    chain.push(new X509Certificate(cur.raw));
+    cur = cur.issuerCertificate;
+  }
+  return chain;
+}
+
+/**
+ * SPEC §1.2: the handshake always completes; the request is then refused with
+ * problem+json when no certificate, or an untrusted one, was presented. The
+ * chain is checked on every request so a CRL reload takes effect at once.
+ */
+export function requireClient(verify: ChainVerifier, now: () => Date) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const chain = peerChain(req.socket as TLSSocket);
+    if (chain.length === 0) {
+      next(new CasebridgeError('CLIENT_CERT_REQUIRED', 'present a client certificate issued by a trusted CA'));
+      return;
+    }
+    try {
+      res.locals['principal'] = verify(chain, now());
+    } catch (e) {
+      const failure = (e as { failure?: string }).failure;
+      if (failure === undefined) {
+        next(e);
+        return;
+      }
+      next(new CasebridgeError('CLIENT_CERT_UNTRUSTED', `client certificate refused: ${failure}`, { cause: e }));
+      return;
+    }
+    next();
+  };
+}
+
+export function principalOf(res: Response): Principal {
+  return res.locals['principal'] as Principal;
+}
+
+export function requireRole(res: Response, roles: readonly Role[], what: string): Principal {
+  const p = principalOf(res);
+  if (!roles.includes(p.role)) {
+    throw new CasebridgeError('FORBIDDEN_ROLE', `${what} is for ${roles.join(' or ')} principals`);
+  }
+  return p;
+}

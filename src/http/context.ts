@@ -1,0 +1,28 @@
+import type { KeyObject } from 'node:crypto';
+import type { SigningIdentity } from '../envelope/sign.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { Logger } from '../ops/logger.js';
+import type { Store } from '../store/types.js';
+import type { SubmissionDeps } from '../submission/submit.js';
+import type { ChainVerifier } from './auth.js';
+import type { X509Certificate } from 'node:crypto';
+
+/** Everything the HTTP layer needs, built once by the composition root. */
+export interface HttpContext {
+  store: Store;
+  submission: SubmissionDeps;
+  verifyClient: ChainVerifier;
+  gateway: SigningIdentity & { id: string };
+  log: {
+    origin: string;
+    vkey: string;
+    publicKey: KeyObject;
+  };
+  trustAnchors: () => X509Certificate[];
+  metrics: Metrics;
+  logger: Logger;
+  maxBytes: number;
+  now: () => Date;
+  /** JSON Schema documents by file name, for the OpenAPI document. */
+  schemas: Record<string, object>;
+}

@@ -1,0 +1,219 @@
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import { inclusionProof } from '../audit/merkle.js';
+import { digestOf } from '../envelope/jws.js';
+import { MESSAGE_TYPES, PRIORITIES } from '../envelope/types.js';
+import { CasebridgeError, isCasebridgeError, type ErrorCode } from '../errors.js';
+import type { Principal } from '../pki/types.js';
+import type { ListQuery, MessageRecord, MessageStatus } from '../store/types.js';
+import { recordRefusal, submitMessage } from '../submission/submit.js';
+import { principalOf, requireRole } from './auth.js';
+import type { HttpContext } from './context.js';
+import { messageId, optEnum, optInt, optString } from './params.js';
+import { toProblem, sendProblem } from './problem.js';
+import { proofSize } from './audit.js';
+
+const STATUSES: readonly MessageStatus[] = [
+  'accepted',
+  'queued',
+  'delivered',
+  'claimed',
+  'rejected',
+  'needs-info',
+  'in-progress',
+  'executed',
+  'partially-executed',
+];
+const READER_ROLES = ['system', 'officer'] as const;
+const DEFAULT_PAGE = 50;
+const MAX_PAGE = 200;
+
+/** A list item: routing metadata without the body. */
+export function summary(m: MessageRecord) {
+  return {
+    id: m.id,
+    type: m.type,
+    from: m.from,
+    to: m.to,
+    priority: m.priority,
+    respondBy: m.respondBy,
+    caseRef: m.envelope.caseRef,
+    inReplyTo: m.inReplyTo,
+    createdAt: m.createdAt,
+    acceptedAt: m.acceptedAt,
+    status: m.status,
+    decision: m.decision,
+    digest: m.digest,
+    logIndex: m.logIndex,
+  };
+}
+
+/** SPEC §5.3: only the sender's and the recipient's agency ever see a message. */
+export function visibleTo(m: MessageRecord | undefined, p: Principal): m is MessageRecord {
+  return m !== undefined && (m.from === p.agency || m.to === p.agency);
+}
+
+export function findVisible(ctx: HttpContext, id: string, p: Principal): MessageRecord {
+  const m = ctx.store.getMessage(id);
+  if (!visibleTo(m, p)) throw new CasebridgeError('NOT_FOUND', 'no such message');
+  return m;
+}
+
+/** Reads the compact JWS from the raw body: ASCII only, one trailing newline tolerated. */
+function jwsFromBody(body: unknown): string {
+  if (!Buffer.isBuffer(body)) throw new CasebridgeError('MALFORMED', 'the body must be a compact JWS');
+  let end = body.length;
+  if (end > 0 && body[end - 1] === 0x0a) end--;
+  if (end > 0 && body[end - 1] === 0x0d) end--;
+  for (let i = 0; i < end; i++) {
+    const b = body[i]!;
+    if (b < 0x21 || b > 0x7e) throw new CasebridgeError('MALFORMED', 'a compact JWS is printable ASCII');
+  }
+  return body.toString('ascii', 0, end);
+}
+
+export function messageRoutes(ctx: HttpContext): Router {
+  const r = Router();
+
+  const rawBody = express.raw({ type: () => true, limit: ctx.maxBytes });
+  r.post(
+    '/v1/messages',
+    (req: Request, res: Response, next: NextFunction) => {
+      // SPEC §3 check order: size first (the body parser), then the media type.
+      rawBody(req, res, (err?: unknown) => {
+        if (err) return next(err);
+        if (!req.is('application/jose')) {
+          return next(new CasebridgeError('UNSUPPORTED_MEDIA_TYPE', 'send the compact JWS as application/jose'));
+        }
+        next();
+      });
+    },
+    async (req: Request, res: Response) => {
+      const client = principalOf(res);
+      const started = process.hrtime.bigint();
+      const jws = jwsFromBody(req.body);
+      const result = await submitMessage(jws, client, ctx.submission);
+      if (result.status === 202) {
+        ctx.metrics.accepted.inc({ type: result.type });
+        ctx.metrics.acceptLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      }
+      res.status(result.status).location(`/v1/messages/${result.body.id}`).json(result.body);
+    },
+  );
+  // Refusals of an authenticated submitter are logged and audited (SPEC §3), content-free.
+  r.use('/v1/messages', async (err: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (req.method !== 'POST' || req.path !== '/' || res.locals['principal'] === undefined) {
+      return next(err);
+    }
+    const problem = toProblem(err, req, ctx.logger);
+    if (problem.code === 'INTERNAL') return next(err);
+    const client = principalOf(res);
+    const digest = Buffer.isBuffer(req.body) && req.body.length > 0 ? safeDigest(req.body) : undefined;
+    ctx.metrics.refused.inc({ code: problem.code });
+    ctx.logger.info('submission refused', { code: problem.code, agency: client.agency, role: client.role, digest });
+    try {
+      await recordRefusal(ctx.store, client, problem.code as ErrorCode, digest);
+    } catch (e) {
+      return next(e);
+    }
+    sendProblem(res, problem);
+  });
+
+  const listHandler = (direction?: 'received' | 'sent') => (req: Request, res: Response) => {
+    const p = requireRole(res, READER_ROLES, 'reading messages');
+    const q = req.query as Record<string, unknown>;
+    const dir = direction ?? optEnum(q, 'direction', ['received', 'sent'] as const) ?? 'received';
+    const query: ListQuery = {
+      agency: p.agency,
+      direction: dir,
+      limit: optInt(q, 'limit', 1, MAX_PAGE) ?? DEFAULT_PAGE,
+    };
+    const status = optEnum(q, 'status', STATUSES);
+    const type = optEnum(q, 'type', MESSAGE_TYPES);
+    const priority = optEnum(q, 'priority', PRIORITIES);
+    const cursor = optString(q, 'cursor');
+    if (status) query.status = status;
+    if (type) query.type = type;
+    if (priority) query.priority = priority;
+    if (cursor) query.cursor = cursor;
+    const page = ctx.store.list(query);
+    res.json({ items: page.items.map(summary), nextCursor: page.nextCursor });
+  };
+  r.get('/v1/inbox', listHandler('received'));
+  r.get('/v1/messages', listHandler());
+
+  r.get('/v1/messages/:id', (req: Request, res: Response) => {
+    const p = requireRole(res, READER_ROLES, 'reading messages');
+    const m = findVisible(ctx, messageId(req.params['id']), p);
+    res.json({
+      id: m.id,
+      envelope: m.envelope,
+      jws: m.jws,
+      digest: m.digest,
+      logIndex: m.logIndex,
+      status: m.status,
+      decision: m.decision,
+      acceptedAt: m.acceptedAt,
+      receipt: (JSON.parse(m.response) as { receipt: string }).receipt,
+      history: ctx.store.history(m.id),
+    });
+  });
+
+  r.get('/v1/messages/:id/thread', (req: Request, res: Response) => {
+    const p = requireRole(res, READER_ROLES, 'reading messages');
+    const start = findVisible(ctx, messageId(req.params['id']), p);
+    res.json({ items: thread(ctx, start, p).map(summary) });
+  });
+
+  r.get('/v1/messages/:id/proof', (req: Request, res: Response) => {
+    const p = principalOf(res);
+    const id = messageId(req.params['id']);
+    const m = ctx.store.getMessage(id);
+    // Auditors see proofs of every message (no content); agencies only their own.
+    if (!m || (p.role !== 'auditor' && !visibleTo(m, p))) {
+      throw new CasebridgeError('NOT_FOUND', 'no such message');
+    }
+    const { size, checkpoint } = proofSize(ctx, req.query as Record<string, unknown>, m.logIndex + 1);
+    res.json({
+      index: m.logIndex,
+      size,
+      hashes: inclusionProof(m.logIndex, size, ctx.store.nodes()).map((h) => h.toString('base64')),
+      ...(checkpoint ? { checkpoint } : {}),
+    });
+  });
+
+  return r;
+}
+
+function safeDigest(body: Buffer): string | undefined {
+  try {
+    return digestOf(jwsFromBody(body));
+  } catch (e) {
+    if (isCasebridgeError(e)) return undefined;
+    throw e;
+  }
+}
+
+const MAX_THREAD = 1000;
+
+/** SPEC §5.3: every message linked through inReplyTo that the caller may see, root first. */
+function thread(ctx: HttpContext, start: MessageRecord, p: Principal): MessageRecord[] {
+  let root = start;
+  const climbed = new Set([root.id]);
+  while (root.inReplyTo) {
+    const parent = ctx.store.getMessage(root.inReplyTo);
+    if (!visibleTo(parent, p) || climbed.has(parent.id)) break;
+    climbed.add(parent.id);
+    root = parent;
+  }
+  const out: MessageRecord[] = [];
+  const seen = new Set<string>();
+  const queue = [root];
+  while (queue.length > 0 && out.length < MAX_THREAD) {
+    const m = queue.shift()!;
+    if (seen.has(m.id)) continue;
+    seen.add(m.id);
+    out.push(m);
+    for (const reply of ctx.store.replies(m.id)) if (visibleTo(reply, p)) queue.push(reply);
+  }
+  return out.sort((a, b) => a.logIndex - b.logIndex);
+}

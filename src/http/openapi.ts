@@ -1,0 +1,992 @@
+/**
+ * The OpenAPI 3.1 description of the HTTP API (SPEC §8: "generated from … the
+ * same JSON Schemas the gateway validates with"). The message schemas are not
+ * copied: each document handed in becomes a component, and every `$ref` in it
+ * is rewritten from its `$id`-based target to the component that now holds it.
+ * Error codes come from `STATUS_BY_CODE`, so a new code shows up here unaided.
+ *
+ * Pure: no I/O. Built once by the HTTP app at start.
+ */
+import { DECISION_STATUSES, MESSAGE_TYPES } from '../envelope/types.js';
+import { STATUS_BY_CODE, type ErrorCode } from '../errors.js';
+import { ROLES } from '../pki/types.js';
+import { ENVELOPE_SCHEMA_FILE } from '../schema/index.js';
+import { PROBLEM_TYPE_PREFIX } from './problem.js';
+
+type Json = Record<string, unknown>;
+
+/** OpenAPI 3.1 §4.8.1: JSON Schema 2020-12 is the native dialect. */
+const JSON_SCHEMA_DIALECT = 'https://json-schema.org/draft/2020-12/schema';
+const SCHEMA_FILE_SUFFIX = '.schema.json';
+const COMPONENT_PREFIX = '#/components/schemas/';
+const ENVELOPE = 'Envelope';
+
+/** SPEC §5.1 lifecycle, derived from the decision statuses. */
+const MESSAGE_STATUSES = [
+  'accepted',
+  'queued',
+  'delivered',
+  'claimed',
+  ...DECISION_STATUSES,
+] as const;
+
+/** Refused on every operation (SPEC §1.2) or possible on any of them. */
+const COMMON_CODES: readonly ErrorCode[] = [
+  'CLIENT_CERT_REQUIRED',
+  'CLIENT_CERT_UNTRUSTED',
+  'INTERNAL',
+];
+
+const ref = (name: string): Json => ({ $ref: COMPONENT_PREFIX + name });
+const envelopePart = (pointer: string): Json => ({
+  $ref: `${COMPONENT_PREFIX}${ENVELOPE}${pointer}`,
+});
+const nullable = (schema: Json): Json => ({ anyOf: [schema, { type: 'null' }] });
+
+// ---------------------------------------------------------------------------
+// Schema documents → components
+
+/** `evidence.request.schema.json` → `EvidenceRequestBody`; the envelope → `Envelope`. */
+export function componentName(file: string): string {
+  if (file === ENVELOPE_SCHEMA_FILE) return ENVELOPE;
+  const stem = file.endsWith(SCHEMA_FILE_SUFFIX)
+    ? file.slice(0, -SCHEMA_FILE_SUFFIX.length)
+    : file.replace(/\.json$/, '');
+  const pascal = stem
+    .split(/[^A-Za-z0-9]+/)
+    .filter((s) => s.length > 0)
+    .map((s) => s[0]!.toUpperCase() + s.slice(1))
+    .join('');
+  return (MESSAGE_TYPES as readonly string[]).includes(stem) ? `${pascal}Body` : pascal;
+}
+
+/** JSON Schema 2020-12 keywords whose value is a schema, an array of schemas, or a map of them. */
+const SUBSCHEMA = new Set([
+  'additionalProperties',
+  'contains',
+  'contentSchema',
+  'else',
+  'if',
+  'items',
+  'not',
+  'propertyNames',
+  'then',
+  'unevaluatedItems',
+  'unevaluatedProperties',
+]);
+const SUBSCHEMA_ARRAY = new Set(['allOf', 'anyOf', 'oneOf', 'prefixItems']);
+const SUBSCHEMA_MAP = new Set([
+  '$defs',
+  'definitions',
+  'dependentSchemas',
+  'patternProperties',
+  'properties',
+]);
+
+function withoutFragment(uri: string): string {
+  const hash = uri.indexOf('#');
+  return hash < 0 ? uri : uri.slice(0, hash);
+}
+
+/**
+ * Rewrites, in place, every `$ref` of one schema document to a reference into
+ * `components.schemas`. Only schema positions are walked (not `enum`, `const`,
+ * `default`, `examples`), so data that happens to hold a `$ref` member is left
+ * alone. Anything it cannot map — an external document, an `$anchor`
+ * fragment, a nested `$id` that would move the base URI — throws: a
+ * description with dangling references is worse than none.
+ */
+function rewriteRefs(
+  schema: unknown,
+  base: string,
+  names: ReadonlyMap<string, string>,
+  where: string,
+): void {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return; // boolean schemas
+  const s = schema as Json;
+  if ('$id' in s) throw new Error(`${where}: nested $id is not supported`);
+  if ('$dynamicRef' in s || '$recursiveRef' in s)
+    throw new Error(`${where}: dynamic references are not supported`);
+  if (typeof s['$ref'] === 'string') {
+    const target = new URL(s['$ref'], base);
+    const name = names.get(withoutFragment(target.href));
+    if (name === undefined) throw new Error(`${where}: $ref to an unknown document`);
+    // RFC 6901 §6: a JSON Pointer in a URI fragment; an empty fragment is the whole document.
+    const fragment = target.hash.slice(1);
+    if (fragment !== '' && !fragment.startsWith('/'))
+      throw new Error(`${where}: $ref to a plain-name fragment`);
+    s['$ref'] = COMPONENT_PREFIX + name + fragment;
+  }
+  for (const [key, value] of Object.entries(s)) {
+    if (SUBSCHEMA.has(key)) {
+      rewriteRefs(value, base, names, `${where}/${key}`);
+    } else if (SUBSCHEMA_ARRAY.has(key) && Array.isArray(value)) {
+      value.forEach((v, i) => rewriteRefs(v, base, names, `${where}/${key}/${i}`));
+    } else if (SUBSCHEMA_MAP.has(key) && typeof value === 'object' && value !== null) {
+      for (const [k, v] of Object.entries(value))
+        rewriteRefs(v, base, names, `${where}/${key}/${k}`);
+    }
+  }
+}
+
+/**
+ * Turns `$id`-identified schema documents into `components.schemas` entries.
+ * `$id` and `$schema` are dropped from each (the document's `jsonSchemaDialect`
+ * covers the latter; keeping `$id` would make `#/components/…` refs resolve
+ * against the schema's own URI) and the original `$id` is kept in `$comment`.
+ */
+export function schemaComponents(schemas: Record<string, object>): Record<string, Json> {
+  const names = new Map<string, string>();
+  const docs: [string, string, Json][] = [];
+  const taken = new Set<string>();
+  for (const file of Object.keys(schemas).sort()) {
+    const doc = structuredClone(schemas[file]) as Json;
+    const id = doc['$id'];
+    if (typeof id !== 'string') throw new Error(`schema ${file} has no $id`);
+    const base = new URL(id).href;
+    const name = componentName(file);
+    if (taken.has(name) || names.has(withoutFragment(base)))
+      throw new Error(`schema ${file} duplicates ${name}`);
+    taken.add(name);
+    names.set(withoutFragment(base), name);
+    docs.push([file, base, doc]);
+  }
+  const out: Record<string, Json> = {};
+  for (const [file, base, doc] of docs) {
+    delete doc['$id'];
+    delete doc['$schema'];
+    rewriteRefs(doc, base, names, file);
+    out[names.get(withoutFragment(base))!] = { $comment: `generated from ${base}`, ...doc };
+  }
+  if (!(ENVELOPE in out)) throw new Error(`no ${ENVELOPE_SCHEMA_FILE} among the schemas`);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// API-only schemas
+
+function apiSchemas(): Record<string, Json> {
+  const codes = Object.keys(STATUS_BY_CODE) as ErrorCode[];
+  const base64Hash = {
+    description: 'A SHA-256 hash (RFC 9162 §2.1), base64.',
+    type: 'string',
+    contentEncoding: 'base64',
+    pattern: '^[A-Za-z0-9+/]{43}=$',
+  };
+  return {
+    Problem: {
+      description: 'RFC 9457 problem details (SPEC §4). Clients switch on `code`, never on text.',
+      type: 'object',
+      required: ['type', 'title', 'status', 'code', 'detail'],
+      properties: {
+        type: { type: 'string', format: 'uri', description: `\`${PROBLEM_TYPE_PREFIX}\` + code.` },
+        title: { type: 'string' },
+        status: { type: 'integer', minimum: 400, maximum: 599 },
+        code: { type: 'string', enum: codes, description: 'Stable error code.' },
+        detail: { type: 'string', description: 'What to fix. Never echoes message content.' },
+        errors: {
+          type: 'array',
+          items: ref('ValidationIssue'),
+          description: 'Schema failures (`SCHEMA_INVALID`).',
+        },
+      },
+    },
+    ValidationIssue: {
+      type: 'object',
+      required: ['path', 'keyword', 'message'],
+      properties: {
+        path: {
+          type: 'string',
+          description: 'JSON Pointer (RFC 6901) into the validated document.',
+        },
+        keyword: { type: 'string', description: 'The JSON Schema keyword that failed.' },
+        message: { type: 'string' },
+      },
+    },
+    Sha256: {
+      description: '`sha256:` + lowercase hex SHA-256.',
+      type: 'string',
+      pattern: '^sha256:[0-9a-f]{64}$',
+    },
+    CompactJws: {
+      description: 'A JWS in compact serialization (RFC 7515 §7.1).',
+      type: 'string',
+      pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$',
+    },
+    MessageStatus: {
+      description: 'SPEC §5.1 lifecycle.',
+      type: 'string',
+      enum: [...MESSAGE_STATUSES],
+    },
+    DecisionStatus: {
+      description: 'An officer decision (SPEC §5.4).',
+      type: 'string',
+      enum: [...DECISION_STATUSES],
+    },
+    ReceiptPayload: {
+      description:
+        'Payload of a receipt JWS (`typ: casebridge-receipt+jws`, signed by the gateway; SPEC §3).',
+      type: 'object',
+      required: ['messageId', 'digest', 'logIndex', 'acceptedAt', 'from', 'to', 'type'],
+      properties: {
+        messageId: envelopePart('/$defs/uuid'),
+        digest: ref('Sha256'),
+        logIndex: { type: 'integer', minimum: 0 },
+        acceptedAt: envelopePart('/$defs/dateTime'),
+        from: envelopePart('/$defs/agencyId'),
+        to: envelopePart('/$defs/agencyId'),
+        type: envelopePart('/properties/type'),
+      },
+    },
+    AcceptResponse: {
+      description: 'The message is durably stored and in the audit log (SPEC §3).',
+      type: 'object',
+      required: ['id', 'digest', 'logIndex', 'status', 'receipt'],
+      properties: {
+        id: envelopePart('/$defs/uuid'),
+        digest: { ...ref('Sha256'), description: 'Digest of the exact JWS bytes received.' },
+        logIndex: {
+          type: 'integer',
+          minimum: 0,
+          description: 'Index of the `message.accepted` audit entry.',
+        },
+        status: { const: 'accepted' },
+        receipt: {
+          ...ref('CompactJws'),
+          description: 'Receipt JWS signed by the gateway; its payload is a `ReceiptPayload`.',
+          'x-jws-payload': ref('ReceiptPayload'),
+        },
+      },
+    },
+    MessageSummary: {
+      description: 'Routing metadata of a message, without its body.',
+      type: 'object',
+      required: [
+        'id',
+        'type',
+        'from',
+        'to',
+        'priority',
+        'respondBy',
+        'caseRef',
+        'inReplyTo',
+        'createdAt',
+        'acceptedAt',
+        'status',
+        'decision',
+        'digest',
+        'logIndex',
+      ],
+      properties: {
+        id: envelopePart('/$defs/uuid'),
+        type: envelopePart('/properties/type'),
+        from: envelopePart('/$defs/agencyId'),
+        to: envelopePart('/$defs/agencyId'),
+        priority: envelopePart('/properties/priority'),
+        respondBy: nullable(envelopePart('/$defs/dateTime')),
+        caseRef: envelopePart('/properties/caseRef'),
+        inReplyTo: nullable(envelopePart('/$defs/uuid')),
+        createdAt: envelopePart('/$defs/dateTime'),
+        acceptedAt: envelopePart('/$defs/dateTime'),
+        status: ref('MessageStatus'),
+        decision: nullable(ref('DecisionStatus')),
+        digest: ref('Sha256'),
+        logIndex: { type: 'integer', minimum: 0 },
+      },
+    },
+    MessagePage: {
+      type: 'object',
+      required: ['items', 'nextCursor'],
+      properties: {
+        items: { type: 'array', items: ref('MessageSummary') },
+        nextCursor: {
+          type: ['string', 'null'],
+          description: 'Pass as `cursor` for the next page; `null` on the last page.',
+        },
+      },
+    },
+    Thread: {
+      description: 'Every message linked through `inReplyTo` that the caller may see, root first.',
+      type: 'object',
+      required: ['items'],
+      properties: { items: { type: 'array', items: ref('MessageSummary') } },
+    },
+    Actor: {
+      description: 'Who did something (SPEC §6.1).',
+      type: 'object',
+      required: ['agency', 'role', 'subject'],
+      properties: {
+        agency: { type: 'string', description: 'Agency id, or the gateway id.' },
+        role: { type: 'string', enum: [...ROLES] },
+        subject: { ...ref('Sha256'), description: 'SHA-256 of the actor certificate (DER).' },
+      },
+    },
+    HistoryItem: {
+      type: 'object',
+      required: ['status', 'at', 'by'],
+      properties: {
+        status: ref('MessageStatus'),
+        at: envelopePart('/$defs/dateTime'),
+        by: ref('Actor'),
+      },
+    },
+    MessageDetail: {
+      type: 'object',
+      required: [
+        'id',
+        'envelope',
+        'jws',
+        'digest',
+        'logIndex',
+        'status',
+        'decision',
+        'acceptedAt',
+        'receipt',
+        'history',
+      ],
+      properties: {
+        id: envelopePart('/$defs/uuid'),
+        envelope: ref(ENVELOPE),
+        jws: {
+          ...ref('CompactJws'),
+          description: 'The exact JWS the sender submitted.',
+          'x-jws-payload': ref(ENVELOPE),
+        },
+        digest: ref('Sha256'),
+        logIndex: { type: 'integer', minimum: 0 },
+        status: ref('MessageStatus'),
+        decision: nullable(ref('DecisionStatus')),
+        acceptedAt: envelopePart('/$defs/dateTime'),
+        receipt: { ...ref('CompactJws'), 'x-jws-payload': ref('ReceiptPayload') },
+        history: { type: 'array', items: ref('HistoryItem') },
+      },
+    },
+    ClaimResponse: {
+      type: 'object',
+      required: ['id', 'status', 'claimedBy'],
+      properties: {
+        id: envelopePart('/$defs/uuid'),
+        status: { const: 'claimed' },
+        claimedBy: {
+          ...ref('Sha256'),
+          description: 'Subject of the claiming officer certificate.',
+        },
+      },
+    },
+    ReleaseResponse: {
+      type: 'object',
+      required: ['id', 'status'],
+      properties: { id: envelopePart('/$defs/uuid'), status: ref('MessageStatus') },
+    },
+    DecisionRequest: {
+      description:
+        'An officer decision; the gateway issues it as a signed `status.update` (SPEC §5.4).',
+      type: 'object',
+      additionalProperties: false,
+      required: ['status'],
+      properties: {
+        status: ref('DecisionStatus'),
+        reason: {
+          $ref: `${COMPONENT_PREFIX}${componentName('status.update.schema.json')}/properties/reason`,
+        },
+      },
+      if: { properties: { status: { enum: ['rejected', 'needs-info'] } }, required: ['status'] },
+      then: { required: ['reason'] },
+    },
+    DecisionResponse: {
+      description: 'The acceptance of the gateway-issued `status.update`, and what it decided.',
+      allOf: [
+        ref('AcceptResponse'),
+        {
+          type: 'object',
+          required: ['decided'],
+          properties: {
+            decided: {
+              type: 'object',
+              required: ['id', 'status'],
+              properties: { id: envelopePart('/$defs/uuid'), status: ref('DecisionStatus') },
+            },
+          },
+        },
+      ],
+    },
+    Base64Hash: base64Hash,
+    InclusionProof: {
+      description: 'RFC 9162 §2.1.3 inclusion proof.',
+      type: 'object',
+      required: ['index', 'size', 'hashes'],
+      properties: {
+        index: { type: 'integer', minimum: 0 },
+        size: { type: 'integer', minimum: 1 },
+        hashes: { type: 'array', items: ref('Base64Hash') },
+        checkpoint: {
+          type: 'string',
+          contentMediaType: 'text/plain',
+          description:
+            'The signed checkpoint of tree size `size` (C2SP tlog-checkpoint), when one exists.',
+        },
+      },
+    },
+    ConsistencyProof: {
+      description: 'RFC 9162 §2.1.4 consistency proof.',
+      type: 'object',
+      required: ['from', 'to', 'hashes'],
+      properties: {
+        from: { type: 'integer', minimum: 1 },
+        to: { type: 'integer', minimum: 1 },
+        hashes: { type: 'array', items: ref('Base64Hash') },
+      },
+    },
+    AuditEntry: {
+      description: 'One audit log entry (SPEC §6.1): digests and metadata only.',
+      type: 'object',
+      required: ['v', 'index', 'ts', 'event', 'actor'],
+      properties: {
+        v: { const: 1 },
+        index: { type: 'integer', minimum: 0 },
+        ts: { ...envelopePart('/$defs/dateTime'), description: 'RFC 3339 UTC with milliseconds.' },
+        event: {
+          type: 'string',
+          description:
+            'e.g. `message.accepted`, `message.refused`, `message.decided`, `pki.crl-loaded`.',
+        },
+        actor: ref('Actor'),
+        messageId: envelopePart('/$defs/uuid'),
+        digest: ref('Sha256'),
+        from: envelopePart('/$defs/agencyId'),
+        to: envelopePart('/$defs/agencyId'),
+        type: envelopePart('/properties/type'),
+        inReplyTo: envelopePart('/$defs/uuid'),
+        detail: {
+          type: 'object',
+          description: 'Codes, counts, statuses, digests: never personal data.',
+          additionalProperties: { type: ['string', 'number', 'boolean'] },
+        },
+      },
+    },
+    AuditEntryLine: {
+      description: 'One line of `GET /v1/audit/entries`.',
+      type: 'object',
+      required: ['index', 'leaf', 'entry'],
+      properties: {
+        index: { type: 'integer', minimum: 0 },
+        leaf: {
+          type: 'string',
+          contentEncoding: 'base64',
+          contentMediaType: 'application/json',
+          contentSchema: ref('AuditEntry'),
+          description:
+            'The exact entry bytes that were hashed (leaf hash = SHA-256(0x00 || bytes)).',
+        },
+        entry: ref('AuditEntry'),
+      },
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Operations
+
+interface Op {
+  method: 'get' | 'post';
+  path: string;
+  operationId: string;
+  tag?: 'messages' | 'review' | 'audit';
+  summary: string;
+  description?: string;
+  roles: readonly string[];
+  parameters?: Json[];
+  requestBody?: Json;
+  responses: Record<string, Json>;
+  codes: readonly ErrorCode[];
+}
+
+const json = (schema: Json): Json => ({ 'application/json': { schema } });
+
+/** Error responses grouped by status; each narrows `code` to what that status carries here. */
+function problemResponses(codes: readonly ErrorCode[]): Record<string, Json> {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of codes) {
+    const status = STATUS_BY_CODE[code];
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const out: Record<string, Json> = {};
+  for (const [status, group] of [...byStatus].sort(([a], [b]) => a - b)) {
+    out[String(status)] = {
+      description: group.map((c) => `\`${c}\``).join(', '),
+      content: {
+        'application/problem+json': {
+          schema: { allOf: [ref('Problem'), { properties: { code: { enum: group } } }] },
+        },
+      },
+    };
+  }
+  return out;
+}
+
+const param = (name: string): Json => ({ $ref: `#/components/parameters/${name}` });
+
+function parameters(): Record<string, Json> {
+  const query = (name: string, schema: Json, description: string, required = false): Json => ({
+    name,
+    in: 'query',
+    required,
+    description,
+    schema,
+  });
+  const index = { type: 'integer', minimum: 0 };
+  return {
+    MessageId: {
+      name: 'id',
+      in: 'path',
+      required: true,
+      description: 'Message id.',
+      schema: envelopePart('/$defs/uuid'),
+    },
+    Status: query('status', ref('MessageStatus'), 'Only messages in this status.'),
+    Type: query('type', envelopePart('/properties/type'), 'Only messages of this type.'),
+    Priority: query(
+      'priority',
+      envelopePart('/properties/priority'),
+      'Only messages of this priority.',
+    ),
+    Limit: query('limit', { type: 'integer', minimum: 1, maximum: 200, default: 50 }, 'Page size.'),
+    Cursor: query('cursor', { type: 'string' }, 'Opaque `nextCursor` of the previous page.'),
+    Direction: query(
+      'direction',
+      { type: 'string', enum: ['received', 'sent'], default: 'received' },
+      'Messages sent to, or sent by, the caller’s agency.',
+    ),
+    ProofSize: query(
+      'size',
+      { type: 'integer', minimum: 1 },
+      'Tree size to prove against (at most the latest signed size). Default: the latest signed checkpoint, returned with the proof.',
+    ),
+    Start: query('start', { ...index, default: 0 }, 'First entry index (inclusive).'),
+    End: query(
+      'end',
+      index,
+      'Entry index to stop before (exclusive). Default: the current tree size.',
+    ),
+  };
+}
+
+const LIST_PARAMS = [
+  param('Status'),
+  param('Type'),
+  param('Priority'),
+  param('Limit'),
+  param('Cursor'),
+];
+const READERS = ['system', 'officer'] as const;
+/** Every client role; `gateway` certificates are the gateway's own, not clients. */
+const ANYONE = ROLES.filter((r) => r !== 'gateway');
+const LIST_CODES: readonly ErrorCode[] = ['FORBIDDEN_ROLE', 'INVALID_PARAMETER'];
+const ORDER =
+  'Most urgent first (`emergency`, `urgent`, `routine`), then earliest `respondBy`, then oldest (SPEC §5.3).';
+
+function operations(): Op[] {
+  const locationHeader = {
+    Location: {
+      description: 'The message resource.',
+      schema: { type: 'string', format: 'uri-reference' },
+    },
+  };
+  const textPlain = (description: string): Json => ({
+    'text/plain': { schema: { type: 'string', description } },
+  });
+  const ndjson = (description: string, line?: string): Json => ({
+    'application/x-ndjson': {
+      schema: {
+        type: 'string',
+        description,
+        ...(line === undefined ? {} : { 'x-ndjson-line': ref(line) }),
+      },
+    },
+  });
+  return [
+    {
+      method: 'post',
+      path: '/v1/messages',
+      operationId: 'submitMessage',
+      tag: 'messages',
+      summary: 'Submit a signed message',
+      description:
+        'Checks run in SPEC §3 order; the first failure is returned. On success the message is stored and its ' +
+        '`message.accepted` audit entry appended before the response is sent. Resubmitting the same id with the ' +
+        'same bytes replays the original response with 200.',
+      roles: READERS,
+      requestBody: {
+        required: true,
+        description:
+          'A compact JWS (`typ: casebridge-message+jws`, `alg` ES256/ES384/PS256/EdDSA, `x5c` leaf first) whose ' +
+          'payload is an `Envelope` (`#/components/schemas/Envelope`).',
+        content: {
+          'application/jose': {
+            schema: { ...ref('CompactJws'), 'x-jws-payload': ref(ENVELOPE) },
+          },
+        },
+      },
+      responses: {
+        '202': {
+          description: 'Accepted.',
+          headers: locationHeader,
+          content: json(ref('AcceptResponse')),
+        },
+        '200': {
+          description:
+            'Idempotent replay: this id was accepted before with the same digest; the original body.',
+          headers: locationHeader,
+          content: json(ref('AcceptResponse')),
+        },
+      },
+      codes: [
+        'TOO_LARGE',
+        'UNSUPPORTED_MEDIA_TYPE',
+        'MALFORMED',
+        'BAD_HEADER',
+        'CERT_INVALID',
+        'SIGNATURE_INVALID',
+        'SCHEMA_INVALID',
+        'SENDER_MISMATCH',
+        'FORBIDDEN_ROLE',
+        'NOT_PERMITTED',
+        'STALE',
+        'UNKNOWN_REFERENCE',
+        'ID_CONFLICT',
+      ],
+    },
+    {
+      method: 'get',
+      path: '/v1/inbox',
+      operationId: 'listInbox',
+      tag: 'messages',
+      summary: 'Messages addressed to the caller’s agency',
+      description: ORDER,
+      roles: READERS,
+      parameters: LIST_PARAMS,
+      responses: {
+        '200': { description: 'A page of messages.', content: json(ref('MessagePage')) },
+      },
+      codes: LIST_CODES,
+    },
+    {
+      method: 'get',
+      path: '/v1/messages',
+      operationId: 'listMessages',
+      tag: 'messages',
+      summary: 'Messages the caller’s agency received or sent',
+      description: ORDER,
+      roles: READERS,
+      parameters: [param('Direction'), ...LIST_PARAMS],
+      responses: {
+        '200': { description: 'A page of messages.', content: json(ref('MessagePage')) },
+      },
+      codes: LIST_CODES,
+    },
+    {
+      method: 'get',
+      path: '/v1/messages/{id}',
+      operationId: 'getMessage',
+      tag: 'messages',
+      summary: 'One message, with its JWS, receipt and history',
+      description: 'Only for the sender’s or recipient’s agency; anyone else gets 404 (SPEC §5.3).',
+      roles: READERS,
+      parameters: [param('MessageId')],
+      responses: { '200': { description: 'The message.', content: json(ref('MessageDetail')) } },
+      codes: ['FORBIDDEN_ROLE', 'NOT_FOUND'],
+    },
+    {
+      method: 'get',
+      path: '/v1/messages/{id}/thread',
+      operationId: 'getThread',
+      tag: 'messages',
+      summary: 'The reply chain of a message',
+      roles: READERS,
+      parameters: [param('MessageId')],
+      responses: {
+        '200': { description: 'The thread, root first.', content: json(ref('Thread')) },
+      },
+      codes: ['FORBIDDEN_ROLE', 'NOT_FOUND'],
+    },
+    {
+      method: 'get',
+      path: '/v1/messages/{id}/proof',
+      operationId: 'getMessageProof',
+      tag: 'audit',
+      summary: 'Inclusion proof of the message’s `message.accepted` entry',
+      description: 'For the sender’s and recipient’s agencies, and auditors (SPEC §6.4).',
+      roles: [...READERS, 'auditor'],
+      parameters: [param('MessageId'), param('ProofSize')],
+      responses: { '200': { description: 'The proof.', content: json(ref('InclusionProof')) } },
+      codes: ['NOT_FOUND', 'INVALID_PARAMETER', 'UNAVAILABLE'],
+    },
+    {
+      method: 'post',
+      path: '/v1/messages/{id}/claim',
+      operationId: 'claimMessage',
+      tag: 'review',
+      summary: 'Take a delivered message for review',
+      description:
+        'Officers of the recipient agency. Claiming again by the holder is a no-op (SPEC §5.4).',
+      roles: ['officer'],
+      parameters: [param('MessageId')],
+      responses: { '200': { description: 'Claimed.', content: json(ref('ClaimResponse')) } },
+      codes: ['FORBIDDEN_ROLE', 'NOT_FOUND', 'ALREADY_CLAIMED', 'NOT_DELIVERED', 'ALREADY_DECIDED'],
+    },
+    {
+      method: 'post',
+      path: '/v1/messages/{id}/release',
+      operationId: 'releaseMessage',
+      tag: 'review',
+      summary: 'Give a claim back',
+      roles: ['officer'],
+      parameters: [param('MessageId')],
+      responses: { '200': { description: 'Released.', content: json(ref('ReleaseResponse')) } },
+      codes: ['FORBIDDEN_ROLE', 'NOT_FOUND', 'NOT_CLAIMED'],
+    },
+    {
+      method: 'post',
+      path: '/v1/messages/{id}/decision',
+      operationId: 'decideMessage',
+      tag: 'review',
+      summary: 'Decide a claimed message',
+      description:
+        'The gateway issues a `status.update` from the recipient agency to the sender (`inReplyTo` = this ' +
+        'message), signed with its own certificate on the officer’s behalf, and delivers it (SPEC §5.4).',
+      roles: ['officer'],
+      parameters: [param('MessageId')],
+      requestBody: { required: true, content: json(ref('DecisionRequest')) },
+      responses: {
+        '202': {
+          description: 'The status.update was accepted; `Location` names it.',
+          headers: locationHeader,
+          content: json(ref('DecisionResponse')),
+        },
+      },
+      codes: [
+        'FORBIDDEN_ROLE',
+        'NOT_FOUND',
+        'TOO_LARGE',
+        'UNSUPPORTED_MEDIA_TYPE',
+        'MALFORMED',
+        'NOT_CLAIMED',
+        'SCHEMA_INVALID',
+        'NOT_PERMITTED',
+      ],
+    },
+    {
+      method: 'get',
+      path: '/v1/audit/checkpoint',
+      operationId: 'getCheckpoint',
+      tag: 'audit',
+      summary: 'The latest signed checkpoint',
+      roles: ANYONE,
+      responses: {
+        '200': {
+          description:
+            'C2SP tlog-checkpoint (origin, tree size, base64 root) with a C2SP signed-note signature.',
+          content: textPlain('A signed note.'),
+        },
+      },
+      codes: ['UNAVAILABLE'],
+    },
+    {
+      method: 'get',
+      path: '/v1/audit/key',
+      operationId: 'getLogKey',
+      tag: 'audit',
+      summary: 'The checkpoint verifier key',
+      roles: ANYONE,
+      responses: {
+        '200': {
+          description:
+            'C2SP signed-note vkey: `<name>+<8 hex key id>+<base64(0x01 || 32-byte Ed25519 key)>`.',
+          content: textPlain('A signed-note verifier key.'),
+        },
+      },
+      codes: [],
+    },
+    {
+      method: 'get',
+      path: '/v1/audit/entries',
+      operationId: 'listAuditEntries',
+      tag: 'audit',
+      summary: 'Audit log entries',
+      roles: ['auditor'],
+      parameters: [param('Start'), param('End')],
+      responses: {
+        '200': {
+          description: 'Newline-delimited JSON, one `AuditEntryLine` per entry, in index order.',
+          content: ndjson(
+            'One `AuditEntryLine` (`{ index, leaf, entry }`) per line.',
+            'AuditEntryLine',
+          ),
+        },
+      },
+      codes: ['FORBIDDEN_ROLE', 'INVALID_PARAMETER'],
+    },
+    {
+      method: 'get',
+      path: '/v1/audit/proof/inclusion',
+      operationId: 'getInclusionProof',
+      tag: 'audit',
+      summary: 'Inclusion proof of an entry by index',
+      roles: ['auditor'],
+      parameters: [
+        {
+          name: 'index',
+          in: 'query',
+          required: true,
+          description: 'Entry index.',
+          schema: { type: 'integer', minimum: 0 },
+        },
+        param('ProofSize'),
+      ],
+      responses: { '200': { description: 'The proof.', content: json(ref('InclusionProof')) } },
+      codes: ['FORBIDDEN_ROLE', 'INVALID_PARAMETER', 'UNAVAILABLE'],
+    },
+    {
+      method: 'get',
+      path: '/v1/audit/proof/consistency',
+      operationId: 'getConsistencyProof',
+      tag: 'audit',
+      summary: 'Consistency proof between two tree sizes',
+      roles: ANYONE,
+      parameters: [
+        {
+          name: 'from',
+          in: 'query',
+          required: true,
+          description: 'Earlier tree size.',
+          schema: { type: 'integer', minimum: 1 },
+        },
+        {
+          name: 'to',
+          in: 'query',
+          required: false,
+          description: 'Later tree size. Default: the latest signed checkpoint.',
+          schema: { type: 'integer', minimum: 1 },
+        },
+      ],
+      responses: { '200': { description: 'The proof.', content: json(ref('ConsistencyProof')) } },
+      codes: ['INVALID_PARAMETER'],
+    },
+    {
+      method: 'get',
+      path: '/v1/audit/export',
+      operationId: 'exportAudit',
+      tag: 'audit',
+      summary: 'An offline-verifiable audit bundle',
+      description:
+        'For `casebridge audit verify` (SPEC §6.5). With `messages=true` (auditors with that grant only) the ' +
+        'bundle also carries the JWS of each message and its receipt.',
+      roles: ['auditor'],
+      parameters: [
+        param('Start'),
+        param('End'),
+        {
+          name: 'messages',
+          in: 'query',
+          required: false,
+          description: 'Include message JWSs and receipts.',
+          schema: { type: 'string', enum: ['true', 'false'], default: 'false' },
+        },
+      ],
+      responses: {
+        '200': {
+          description: 'Newline-delimited JSON bundle.',
+          content: ndjson(
+            'A header line (gateway certificate chain, log vkey, trust anchors), then one line per entry ' +
+              '(as `AuditEntryLine`), the checkpoint(s) covering them, and with `messages=true` message and ' +
+              'receipt lines.',
+          ),
+        },
+      },
+      codes: ['FORBIDDEN_ROLE', 'INVALID_PARAMETER'],
+    },
+    {
+      method: 'get',
+      path: '/v1/openapi.json',
+      operationId: 'getOpenApi',
+      summary: 'This document',
+      roles: ANYONE,
+      responses: {
+        '200': { description: 'OpenAPI 3.1 document.', content: json({ type: 'object' }) },
+      },
+      codes: [],
+    },
+  ];
+}
+
+function operationObject(op: Op): Json {
+  const codes = [...op.codes, ...COMMON_CODES.filter((c) => !op.codes.includes(c))];
+  return {
+    operationId: op.operationId,
+    ...(op.tag === undefined ? {} : { tags: [op.tag] }),
+    summary: op.summary,
+    description: [
+      op.description,
+      `Roles: ${op.roles.join(', ')}.`,
+      `Error codes: ${codes.join(', ')}.`,
+    ]
+      .filter((s) => s !== undefined)
+      .join('\n\n'),
+    ...(op.parameters === undefined ? {} : { parameters: op.parameters }),
+    ...(op.requestBody === undefined ? {} : { requestBody: op.requestBody }),
+    security: [{ mtls: [] }],
+    responses: { ...op.responses, ...problemResponses(codes) },
+    'x-casebridge-roles': [...op.roles],
+    'x-casebridge-codes': codes,
+  };
+}
+
+function mergeDisjoint(a: Record<string, Json>, b: Record<string, Json>): Record<string, Json> {
+  for (const name of Object.keys(b))
+    if (name in a) throw new Error(`a schema file would replace component ${name}`);
+  return { ...a, ...b };
+}
+
+// ---------------------------------------------------------------------------
+
+/**
+ * The OpenAPI 3.1.0 document of the HTTP API. `schemas` maps schema file names
+ * to parsed JSON Schema 2020-12 documents, each with an `$id` (as from
+ * `SchemaSet.documents()`); they are not modified. Throws if a schema has a
+ * reference that cannot be mapped into the document.
+ */
+export function buildOpenApi(schemas: Record<string, object>): object {
+  const paths: Record<string, Json> = {};
+  for (const op of operations()) {
+    paths[op.path] = { ...(paths[op.path] ?? {}), [op.method]: operationObject(op) };
+  }
+  return {
+    openapi: '3.1.0',
+    jsonSchemaDialect: JSON_SCHEMA_DIALECT,
+    info: {
+      title: 'casebridge',
+      version: '1.0.0',
+      description:
+        'Signed-message gateway for cross-border case cooperation. Every request needs a client certificate ' +
+        '(mutual TLS); every error is `application/problem+json` with a stable `code`.',
+    },
+    servers: [{ url: 'https://127.0.0.1:8443' }],
+    security: [{ mtls: [] }],
+    tags: [
+      { name: 'messages', description: 'Submit and read signed messages (SPEC §3, §5.3).' },
+      { name: 'review', description: 'Claim and decide received messages (SPEC §5.4).' },
+      { name: 'audit', description: 'The verifiable audit log (SPEC §6).' },
+    ],
+    paths,
+    components: {
+      schemas: mergeDisjoint(schemaComponents(schemas), apiSchemas()),
+      parameters: parameters(),
+      securitySchemes: {
+        mtls: {
+          type: 'mutualTLS',
+          description: 'A client certificate chained to a configured trust anchor (SPEC §1.2).',
+        },
+      },
+    },
+  };
+}

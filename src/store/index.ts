@@ -1,0 +1,3 @@
+export * from './types.js';
+export { SqliteStore } from './sqlite-store.js';
+export type { SqliteStoreOptions } from './sqlite-store.js';

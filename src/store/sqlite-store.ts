@@ -1,0 +1,567 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { serializeEntry } from '../audit/entry.js';
+import { leafHash, nodesCompletedBy } from '../audit/merkle.js';
+import type { AuditActor, AuditDraft, NodeSource, StoredEntry } from '../audit/types.js';
+import type { DecisionStatus, Envelope, MessageType, Priority } from '../envelope/types.js';
+import { CasebridgeError } from '../errors.js';
+import { SCHEMA_SQL, SCHEMA_VERSION } from './schema.sql.js';
+import type {
+  AcceptOutcome,
+  AcceptResponse,
+  Checkpoint,
+  ClaimOutcome,
+  DeliverOutcome,
+  HistoryItem,
+  ListPage,
+  ListQuery,
+  MessageRecord,
+  MessageStatus,
+  NewMessage,
+  OutboxItem,
+  ReceiptMaker,
+  Store,
+} from './types.js';
+
+const PRIORITY_RANK: Record<Priority, number> = { emergency: 0, urgent: 1, routine: 2 };
+/** Sorts messages without `respondBy` after every dated one. */
+const NO_DEADLINE = Number.MAX_SAFE_INTEGER;
+/** Statuses from which a message can be claimed (SPEC §5.4). */
+const CLAIMABLE: ReadonlySet<MessageStatus> = new Set(['delivered', 'needs-info', 'in-progress']);
+const DECIDABLE: ReadonlySet<MessageStatus> = new Set(['claimed']);
+
+export interface SqliteStoreOptions {
+  dataDir: string;
+  now?: () => Date;
+  /** Longest a write waits for others to join its transaction (group commit). */
+  maxBatch?: number;
+}
+
+interface MessageRow {
+  seq: number;
+  id: string;
+  digest: string;
+  jws: string;
+  envelope: string;
+  type: string;
+  from_agency: string;
+  to_agency: string;
+  priority: string;
+  priority_rank: number;
+  respond_by: string | null;
+  respond_by_key: number;
+  in_reply_to: string | null;
+  created_at: string;
+  accepted_at: string;
+  log_index: number;
+  status: string;
+  decision: string | null;
+  claimed_by: string | null;
+  response: string;
+}
+
+interface PendingWrite {
+  run: () => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/** The embedded store: one SQLite file under the data directory, WAL, fsync on commit. */
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly now: () => Date;
+  private readonly maxBatch: number;
+  private size: number;
+  private pending: PendingWrite[] = [];
+  private flushScheduled = false;
+  private readonly nodeSource: NodeSource;
+  private readonly stmt: ReturnType<SqliteStore['prepare']>;
+
+  constructor(opts: SqliteStoreOptions) {
+    mkdirSync(opts.dataDir, { recursive: true });
+    this.db = new Database(join(opts.dataDir, 'casebridge.sqlite'));
+    this.db.pragma('journal_mode = WAL');
+    // FULL: a commit is on disk before the 202 leaves (SPEC §3).
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.exec(SCHEMA_SQL);
+    this.db
+      .prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)')
+      .run('schema_version', String(SCHEMA_VERSION));
+    this.now = opts.now ?? (() => new Date());
+    this.maxBatch = opts.maxBatch ?? 512;
+    this.stmt = this.prepare();
+    const last = this.stmt.maxIndex.get() as { m: number | null };
+    this.size = last.m === null ? 0 : last.m + 1;
+    const getNode = this.stmt.getNode;
+    this.nodeSource = {
+      node(level: number, index: number): Buffer {
+        const row = getNode.get(level, index) as { hash: Buffer } | undefined;
+        if (!row) throw new Error(`audit tree node ${level}/${index} missing`);
+        return row.hash;
+      },
+    };
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      maxIndex: db.prepare('SELECT MAX(idx) AS m FROM audit_entries'),
+      getNode: db.prepare('SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?'),
+      putNode: db.prepare('INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)'),
+      putEntry: db.prepare('INSERT INTO audit_entries (idx, entry) VALUES (?, ?)'),
+      entries: db.prepare('SELECT idx, entry FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx'),
+      getMessage: db.prepare('SELECT * FROM messages WHERE id = ?'),
+      insertMessage: db.prepare(`INSERT INTO messages
+        (id, digest, jws, envelope, type, from_agency, to_agency, priority, priority_rank,
+         respond_by, respond_by_key, in_reply_to, created_at, accepted_at, log_index, status, response)
+        VALUES (@id, @digest, @jws, @envelope, @type, @from, @to, @priority, @rank,
+         @respondBy, @respondByKey, @inReplyTo, @createdAt, @acceptedAt, @logIndex, 'accepted', @response)`),
+      setStatus: db.prepare('UPDATE messages SET status = ?, claimed_by = ? WHERE id = ?'),
+      setDecision: db.prepare('UPDATE messages SET decision = ? WHERE id = ?'),
+      insertHistory: db.prepare(`INSERT INTO message_history
+        (message_id, status, at, actor_agency, actor_role, actor_subject) VALUES (?, ?, ?, ?, ?, ?)`),
+      history: db.prepare(
+        'SELECT status, at, actor_agency, actor_role, actor_subject FROM message_history WHERE message_id = ? ORDER BY n',
+      ),
+      insertOutbox: db.prepare('INSERT INTO outbox (message_id, next_attempt_at) VALUES (?, ?)'),
+      deleteOutbox: db.prepare('DELETE FROM outbox WHERE message_id = ?'),
+      dueOutbox: db.prepare(`SELECT o.message_id, o.attempts, m.jws, m.digest, m.log_index, m.from_agency,
+          m.to_agency, m.type, m.accepted_at
+        FROM outbox o JOIN messages m ON m.id = o.message_id
+        WHERE o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`),
+      reschedule: db.prepare(
+        'UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ? WHERE message_id = ?',
+      ),
+      outboxLag: db.prepare('SELECT COUNT(*) AS n FROM outbox'),
+      insertDelivery: db.prepare(
+        'INSERT OR IGNORE INTO deliveries (message_id, agency, delivered_at) VALUES (?, ?, ?)',
+      ),
+      replies: db.prepare('SELECT * FROM messages WHERE in_reply_to = ? ORDER BY seq'),
+      latestCheckpoint: db.prepare('SELECT * FROM checkpoints ORDER BY size DESC LIMIT 1'),
+      checkpointAt: db.prepare('SELECT * FROM checkpoints WHERE size = ?'),
+      checkpoints: db.prepare('SELECT * FROM checkpoints WHERE size >= ? AND size <= ? ORDER BY size'),
+      addCheckpoint: db.prepare(
+        'INSERT OR IGNORE INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)',
+      ),
+    };
+  }
+
+  // ---- group commit -------------------------------------------------------
+
+  /**
+   * Queues a write to run inside the next shared transaction. Concurrent requests
+   * share one fsync; each write runs in its own savepoint so one failure does
+   * not undo the others.
+   */
+  private write<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending.splice(0, this.maxBatch);
+    if (this.pending.length > 0) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    if (batch.length === 0) return;
+    const results: { ok: boolean; value: unknown }[] = [];
+    const sizeBefore = this.size;
+    const one = this.db.transaction((w: PendingWrite) => w.run());
+    const all = this.db.transaction(() => {
+      for (const w of batch) {
+        const sizeAtStart = this.size;
+        try {
+          results.push({ ok: true, value: one(w) });
+        } catch (e) {
+          this.size = sizeAtStart;
+          results.push({ ok: false, value: e });
+        }
+      }
+    });
+    try {
+      all();
+    } catch (e) {
+      this.size = sizeBefore;
+      for (const w of batch) w.reject(e);
+      return;
+    }
+    batch.forEach((w, i) => {
+      const r = results[i]!;
+      if (r.ok) w.resolve(r.value);
+      else w.reject(r.value);
+    });
+  }
+
+  // ---- audit log ----------------------------------------------------------
+
+  /** Appends one entry and its tree nodes. Must run inside a transaction. */
+  private appendEntry(draft: AuditDraft, at: Date): StoredEntry {
+    const index = this.size;
+    const bytes = serializeEntry(draft, index, at);
+    this.stmt.putEntry.run(index, bytes);
+    for (const n of nodesCompletedBy(index, leafHash(bytes), this.nodeSource)) {
+      this.stmt.putNode.run(n.level, n.index, n.hash);
+    }
+    this.size = index + 1;
+    return { index, bytes };
+  }
+
+  append(draft: AuditDraft): Promise<StoredEntry> {
+    return this.write(() => this.appendEntry(draft, this.now()));
+  }
+
+  treeSize(): number {
+    return this.size;
+  }
+
+  entries(start: number, end: number): StoredEntry[] {
+    const rows = this.stmt.entries.all(start, end) as { idx: number; entry: Buffer }[];
+    return rows.map((r) => ({ index: r.idx, bytes: r.entry }));
+  }
+
+  /** Streams entries in pages, so an export of millions never sits in memory. */
+  *iterateEntries(start: number, end: number, page = 1000): Generator<StoredEntry> {
+    for (let i = start; i < end; i += page) {
+      yield* this.entries(i, Math.min(end, i + page));
+    }
+  }
+
+  nodes(): NodeSource {
+    return this.nodeSource;
+  }
+
+  latestCheckpoint(): Checkpoint | undefined {
+    return toCheckpoint(this.stmt.latestCheckpoint.get());
+  }
+
+  checkpointAt(size: number): Checkpoint | undefined {
+    return toCheckpoint(this.stmt.checkpointAt.get(size));
+  }
+
+  checkpoints(fromSize: number, toSize: number): Checkpoint[] {
+    return this.stmt.checkpoints.all(fromSize, toSize).map((r) => toCheckpoint(r)!);
+  }
+
+  addCheckpoint(cp: Checkpoint): void {
+    this.stmt.addCheckpoint.run(cp.size, cp.root, cp.text, cp.signedAt);
+  }
+
+  // ---- messages -----------------------------------------------------------
+
+  getMessage(id: string): MessageRecord | undefined {
+    const row = this.stmt.getMessage.get(id) as MessageRow | undefined;
+    return row && toRecord(row);
+  }
+
+  accept(msg: NewMessage, makeReceipt: ReceiptMaker): Promise<AcceptOutcome> {
+    return this.write(() => this.acceptInTx(msg, makeReceipt));
+  }
+
+  private acceptInTx(msg: NewMessage, makeReceipt: ReceiptMaker): AcceptOutcome {
+    // Checked again here: two submissions of one id may share a batch.
+    const existing = this.stmt.getMessage.get(msg.id) as MessageRow | undefined;
+    if (existing) {
+      if (existing.digest !== msg.digest) return { kind: 'conflict' };
+      return { kind: 'replay', response: JSON.parse(existing.response) as AcceptResponse };
+    }
+    const at = this.now();
+    const acceptedAt = at.toISOString();
+    const env = msg.envelope;
+    const draft: AuditDraft = {
+      event: 'message.accepted',
+      actor: msg.actor,
+      messageId: env.id,
+      digest: msg.digest,
+      from: env.from,
+      to: env.to,
+      type: env.type,
+      ...(env.inReplyTo === undefined ? {} : { inReplyTo: env.inReplyTo }),
+    };
+    const { index } = this.appendEntry(draft, at);
+    const response: AcceptResponse = {
+      id: env.id,
+      digest: msg.digest,
+      logIndex: index,
+      status: 'accepted',
+      receipt: makeReceipt(index, acceptedAt),
+    };
+    this.stmt.insertMessage.run({
+      id: env.id,
+      digest: msg.digest,
+      jws: msg.jws,
+      envelope: JSON.stringify(env),
+      type: env.type,
+      from: env.from,
+      to: env.to,
+      priority: env.priority,
+      rank: PRIORITY_RANK[env.priority],
+      respondBy: env.respondBy ?? null,
+      respondByKey: env.respondBy === undefined ? NO_DEADLINE : Date.parse(env.respondBy),
+      inReplyTo: env.inReplyTo ?? null,
+      createdAt: env.createdAt,
+      acceptedAt,
+      logIndex: index,
+      response: JSON.stringify(response),
+    });
+    this.addHistory(env.id, 'accepted', acceptedAt, msg.actor);
+    this.stmt.insertOutbox.run(env.id, at.getTime());
+    return { kind: 'accepted', response };
+  }
+
+  private addHistory(id: string, status: MessageStatus, at: string, actor: AuditActor): void {
+    this.stmt.insertHistory.run(id, status, at, actor.agency, actor.role, actor.subject);
+  }
+
+  /** Moves a message to `status`, with its history row and audit entry. In a transaction. */
+  private transition(
+    row: MessageRow,
+    status: MessageStatus,
+    event: AuditDraft['event'],
+    actor: AuditActor,
+    claimedBy: string | null,
+    detail?: AuditDraft['detail'],
+  ): void {
+    const at = this.now();
+    this.stmt.setStatus.run(status, claimedBy, row.id);
+    this.addHistory(row.id, status, at.toISOString(), actor);
+    this.appendEntry(
+      {
+        event,
+        actor,
+        messageId: row.id,
+        digest: row.digest,
+        from: row.from_agency,
+        to: row.to_agency,
+        type: row.type,
+        ...(detail === undefined ? {} : { detail }),
+      },
+      at,
+    );
+  }
+
+  history(id: string): HistoryItem[] {
+    const rows = this.stmt.history.all(id) as {
+      status: MessageStatus;
+      at: string;
+      actor_agency: string;
+      actor_role: string;
+      actor_subject: string;
+    }[];
+    return rows.map((r) => ({
+      status: r.status,
+      at: r.at,
+      by: { agency: r.actor_agency, role: r.actor_role, subject: r.actor_subject },
+    }));
+  }
+
+  list(q: ListQuery): ListPage {
+    const column = q.direction === 'received' ? 'to_agency' : 'from_agency';
+    const where = [`${column} = ?`];
+    const args: (string | number)[] = [q.agency];
+    if (q.status) {
+      where.push('status = ?');
+      args.push(q.status);
+    }
+    if (q.type) {
+      where.push('type = ?');
+      args.push(q.type);
+    }
+    if (q.priority) {
+      where.push('priority = ?');
+      args.push(q.priority);
+    }
+    if (q.cursor !== undefined) {
+      const [rank, key, seq] = decodeCursor(q.cursor);
+      where.push('(priority_rank, respond_by_key, seq) > (?, ?, ?)');
+      args.push(rank, key, seq);
+    }
+    const sql = `SELECT * FROM messages WHERE ${where.join(' AND ')}
+      ORDER BY priority_rank, respond_by_key, seq LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...args, q.limit + 1) as MessageRow[];
+    const more = rows.length > q.limit;
+    const page = rows.slice(0, q.limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map(toRecord),
+      nextCursor: more && last ? encodeCursor([last.priority_rank, last.respond_by_key, last.seq]) : null,
+    };
+  }
+
+  replies(id: string): MessageRecord[] {
+    return (this.stmt.replies.all(id) as MessageRow[]).map(toRecord);
+  }
+
+  claim(id: string, actor: AuditActor): Promise<ClaimOutcome> {
+    return this.write((): ClaimOutcome => {
+      const row = this.stmt.getMessage.get(id) as MessageRow | undefined;
+      if (!row) return 'unknown';
+      if (row.status === 'claimed') return 'already-claimed';
+      if (!CLAIMABLE.has(row.status as MessageStatus)) {
+        return row.decision === null ? 'not-delivered' : 'decided';
+      }
+      this.transition(row, 'claimed', 'message.claimed', actor, actor.subject);
+      return 'claimed';
+    });
+  }
+
+  release(id: string, actor: AuditActor): Promise<'released' | 'not-claimed'> {
+    return this.write(() => {
+      const row = this.stmt.getMessage.get(id) as MessageRow | undefined;
+      if (!row || row.status !== 'claimed' || row.claimed_by !== actor.subject) return 'not-claimed';
+      // The message goes back to the status it had before the claim.
+      const before = this.history(id)
+        .map((h) => h.status)
+        .filter((s) => s !== 'claimed')
+        .pop();
+      this.transition(row, before ?? 'delivered', 'message.released', actor, null);
+      return 'released';
+    });
+  }
+
+  decide(
+    id: string,
+    status: DecisionStatus,
+    actor: AuditActor,
+    update: NewMessage,
+    makeReceipt: ReceiptMaker,
+  ): Promise<AcceptOutcome> {
+    return this.write(() => {
+      const row = this.stmt.getMessage.get(id) as MessageRow | undefined;
+      if (!row || !DECIDABLE.has(row.status as MessageStatus) || row.claimed_by !== actor.subject) {
+        throw new CasebridgeError('NOT_CLAIMED', 'the message must be claimed by you before a decision');
+      }
+      this.transition(row, status, 'message.decided', actor, null, { status });
+      this.stmt.setDecision.run(status, id);
+      return this.acceptInTx(update, makeReceipt);
+    });
+  }
+
+  // ---- outbox and inbox ports --------------------------------------------
+
+  dueOutbox(limit: number, now: Date, exclude: ReadonlySet<string>): OutboxItem[] {
+    const rows = this.stmt.dueOutbox.all(now.getTime(), limit + exclude.size) as {
+      message_id: string;
+      attempts: number;
+      jws: string;
+      digest: string;
+      log_index: number;
+      from_agency: string;
+      to_agency: string;
+      type: string;
+      accepted_at: string;
+    }[];
+    const out: OutboxItem[] = [];
+    for (const r of rows) {
+      if (exclude.has(r.message_id)) continue;
+      out.push({
+        messageId: r.message_id,
+        jws: r.jws,
+        digest: r.digest,
+        logIndex: r.log_index,
+        from: r.from_agency,
+        to: r.to_agency,
+        type: r.type as MessageType,
+        acceptedAt: r.accepted_at,
+        attempts: r.attempts,
+      });
+      if (out.length === limit) break;
+    }
+    return out;
+  }
+
+  markQueued(messageIds: readonly string[], actor: AuditActor): Promise<void> {
+    if (messageIds.length === 0) return Promise.resolve();
+    return this.write(() => {
+      for (const id of messageIds) {
+        this.stmt.deleteOutbox.run(id);
+        const row = this.stmt.getMessage.get(id) as MessageRow | undefined;
+        // The consumer may already have recorded delivery (and with it `queued`).
+        if (row && row.status === 'accepted') {
+          this.transition(row, 'queued', 'message.queued', actor, null);
+        }
+      }
+    });
+  }
+
+  reschedule(messageId: string, nextAttemptAt: Date, reason: string): void {
+    this.stmt.reschedule.run(nextAttemptAt.getTime(), reason, messageId);
+  }
+
+  outboxLag(): number {
+    return (this.stmt.outboxLag.get() as { n: number }).n;
+  }
+
+  deliver(messageId: string, digest: string, actor: AuditActor): Promise<DeliverOutcome> {
+    return this.write(() => {
+      const row = this.stmt.getMessage.get(messageId) as MessageRow | undefined;
+      if (!row || row.digest !== digest) return 'unknown';
+      const at = this.now().toISOString();
+      const inserted = this.stmt.insertDelivery.run(messageId, row.to_agency, at);
+      if (inserted.changes === 0) return 'duplicate';
+      if (row.status === 'accepted') {
+        // The broker's confirm and the consumer race; the lifecycle stays in order.
+        this.transition(row, 'queued', 'message.queued', actor, null);
+      }
+      this.transition({ ...row, status: 'queued' }, 'delivered', 'message.delivered', actor, null);
+      return 'delivered';
+    });
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function toRecord(r: MessageRow): MessageRecord {
+  const envelope = JSON.parse(r.envelope) as Envelope;
+  return {
+    id: r.id,
+    digest: r.digest,
+    jws: r.jws,
+    envelope,
+    type: r.type as MessageType,
+    from: r.from_agency,
+    to: r.to_agency,
+    priority: r.priority as Priority,
+    respondBy: r.respond_by,
+    inReplyTo: r.in_reply_to,
+    createdAt: r.created_at,
+    acceptedAt: r.accepted_at,
+    logIndex: r.log_index,
+    status: r.status as MessageStatus,
+    decision: r.decision as DecisionStatus | null,
+    claimedBy: r.claimed_by,
+    response: r.response,
+  };
+}
+
+function toCheckpoint(row: unknown): Checkpoint | undefined {
+  if (!row) return undefined;
+  const r = row as { size: number; root: Buffer; note: string; signed_at: string };
+  return { size: r.size, root: r.root, text: r.note, signedAt: r.signed_at };
+}
+
+function encodeCursor(parts: [number, number, number]): string {
+  return Buffer.from(JSON.stringify(parts)).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [number, number, number] {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && v.length === 3 && v.every((n) => Number.isSafeInteger(n))) {
+      return v as [number, number, number];
+    }
+  } catch {
+    // fall through
+  }
+  throw new CasebridgeError('INVALID_PARAMETER', 'cursor is not one this server issued');
+}

@@ -1,0 +1,141 @@
+import { verifyMessageJws, type SigningIdentity, type VerifyDeps } from '../envelope/index.js';
+import { signReceipt } from '../envelope/sign.js';
+import { CasebridgeError, type ErrorCode } from '../errors.js';
+import type { Principal } from '../pki/types.js';
+import type { AcceptResponse, ReceiptMaker, Store } from '../store/types.js';
+import type { Envelope } from '../envelope/types.js';
+import type { AuditActor } from '../audit/types.js';
+
+/** The registry questions submission asks (SPEC §1.3). */
+export interface AgreementPolicy {
+  hasAgency(id: string): boolean;
+  permits(from: string, to: string, type: string, at: Date): boolean;
+}
+
+export interface SubmissionDeps extends VerifyDeps {
+  store: Store;
+  registry: AgreementPolicy;
+  gateway: SigningIdentity;
+  /** SPEC §2.2 `createdAt` may be at most this far in the future. */
+  clockSkewMs: number;
+  /** Wakes the transport after a commit. */
+  onAccepted?: (messageId: string) => void;
+}
+
+export interface SubmitResult {
+  status: 200 | 202;
+  body: AcceptResponse;
+  type: Envelope['type'];
+}
+
+const SUBMITTER_ROLES = new Set(['system', 'officer']);
+
+export function actorOf(p: Principal): AuditActor {
+  return { agency: p.agency, role: p.role, subject: p.subject };
+}
+
+/** The receipt for an accepted message, signed inside the acceptance transaction. */
+export function receiptMaker(env: Envelope, digest: string, gateway: SigningIdentity): ReceiptMaker {
+  return (logIndex, acceptedAt) =>
+    signReceipt(
+      { messageId: env.id, digest, logIndex, acceptedAt, from: env.from, to: env.to, type: env.type },
+      gateway,
+    );
+}
+
+/**
+ * SPEC §3: every check in the SPEC's order, then a durable accept. `client` is the
+ * principal of the TLS connection.
+ */
+export async function submitMessage(
+  jws: string,
+  client: Principal,
+  deps: SubmissionDeps,
+): Promise<SubmitResult> {
+  const { envelope: env, signer, digest } = await verifyMessageJws(jws, deps);
+
+  if (env.to === env.from) {
+    throw new CasebridgeError('SCHEMA_INVALID', 'to must differ from from', {
+      errors: [{ path: '/to', keyword: 'not', message: 'must differ from /from' }],
+    });
+  }
+  if (env.type === 'status.update' && 'decidedBy' in env.body) {
+    // decidedBy names an officer on whose behalf the gateway signed (SPEC §5.4).
+    throw new CasebridgeError('SCHEMA_INVALID', 'decidedBy is set only by the gateway', {
+      errors: [{ path: '/body/decidedBy', keyword: 'gatewayOnly', message: 'must not be present' }],
+    });
+  }
+
+  if (signer.agency !== env.from) {
+    throw new CasebridgeError('SENDER_MISMATCH', 'from must equal the signer certificate O');
+  }
+  if (client.agency !== env.from) {
+    throw new CasebridgeError('SENDER_MISMATCH', 'from must equal the TLS client certificate O');
+  }
+  if (!SUBMITTER_ROLES.has(client.role) || !SUBMITTER_ROLES.has(signer.role)) {
+    throw new CasebridgeError('FORBIDDEN_ROLE', 'only system and officer principals may submit');
+  }
+
+  const now = deps.now();
+  if (!deps.registry.hasAgency(env.to) || !deps.registry.permits(env.from, env.to, env.type, now)) {
+    throw new CasebridgeError('NOT_PERMITTED', 'no valid agreement covers this pair and type');
+  }
+  if (Date.parse(env.createdAt) > now.getTime() + deps.clockSkewMs) {
+    throw new CasebridgeError('STALE', 'createdAt is further in the future than the allowed clock skew');
+  }
+  if (env.inReplyTo !== undefined) checkReference(env, deps.store);
+
+  const prior = deps.store.getMessage(env.id);
+  if (prior) return { ...replayOrConflict(prior.digest, digest, prior.response), type: env.type };
+
+  const outcome = await deps.store.accept(
+    { id: env.id, digest, jws, envelope: env, actor: actorOf(client) },
+    receiptMaker(env, digest, deps.gateway),
+  );
+  switch (outcome.kind) {
+    case 'accepted':
+      deps.onAccepted?.(env.id);
+      return { status: 202, body: outcome.response, type: env.type };
+    case 'replay':
+      return { status: 200, body: outcome.response, type: env.type };
+    case 'conflict':
+      throw new CasebridgeError('ID_CONFLICT', 'this id was already used for a different message');
+  }
+}
+
+function replayOrConflict(
+  priorDigest: string,
+  digest: string,
+  response: string,
+): Omit<SubmitResult, 'type'> {
+  if (priorDigest !== digest) {
+    throw new CasebridgeError('ID_CONFLICT', 'this id was already used for a different message');
+  }
+  return { status: 200, body: JSON.parse(response) as AcceptResponse };
+}
+
+/** SPEC §2.2: `inReplyTo` names a message between the same two agencies. */
+function checkReference(env: Envelope, store: Store): void {
+  const ref = store.getMessage(env.inReplyTo!);
+  const sameParties =
+    ref !== undefined &&
+    ((ref.from === env.from && ref.to === env.to) || (ref.from === env.to && ref.to === env.from));
+  if (!sameParties) {
+    throw new CasebridgeError('UNKNOWN_REFERENCE', 'inReplyTo names no message between these agencies');
+  }
+}
+
+/** SPEC §3: a refusal from an authenticated principal becomes an audit entry, content-free. */
+export async function recordRefusal(
+  store: Store,
+  client: Principal,
+  code: ErrorCode,
+  digest: string | undefined,
+): Promise<void> {
+  await store.append({
+    event: 'message.refused',
+    actor: actorOf(client),
+    ...(digest === undefined ? {} : { digest }),
+    detail: { code },
+  });
+}

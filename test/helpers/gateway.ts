@@ -1,0 +1,176 @@
+/**
+ * Starts a real gateway (HTTPS with mutual TLS, SQLite under a temp dir) on free
+ * ports, and talks to it with real client certificates from the test PKI.
+ */
+import { createPrivateKey, type X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import Database from 'better-sqlite3';
+import winston from 'winston';
+import { startGateway, type Gateway } from '../../src/app.js';
+import { loadConfig } from '../../src/config/index.js';
+import { signMessage } from '../../src/envelope/sign.js';
+import type { Envelope } from '../../src/envelope/types.js';
+import { parsePemChain } from '../../src/pki/pem.js';
+import { getTestPki } from './pki.js';
+
+export interface Identity {
+  cert: string;
+  key: string;
+}
+
+export interface Response {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json<T = Record<string, unknown>>(): T;
+}
+
+export interface TestGateway {
+  gw: Gateway;
+  dataDir: string;
+  /** Every operational log line the gateway wrote. */
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+export async function testEnv(extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  const pki = await getTestPki();
+  const dataDir = mkdtempSync(join(tmpdir(), 'casebridge-gw-'));
+  return {
+    CASEBRIDGE_HOST: '127.0.0.1',
+    CASEBRIDGE_PORT: '0',
+    CASEBRIDGE_ADMIN_PORT: '0',
+    CASEBRIDGE_DATA_DIR: dataDir,
+    CASEBRIDGE_TLS_CERT: pki.path('gateway/gateway.crt.pem'),
+    CASEBRIDGE_TLS_KEY: pki.path('gateway/gateway.key.pem'),
+    CASEBRIDGE_TRUST: pki.path('trust.pem'),
+    CASEBRIDGE_CRL: pki.path('crl.pem'),
+    CASEBRIDGE_REGISTRY: pki.path('registry.json'),
+    CASEBRIDGE_LOG_KEY: pki.path('log/log.key.pem'),
+    CASEBRIDGE_CHECKPOINT_MS: '100',
+    ...extra,
+  };
+}
+
+export async function startTestGateway(
+  extra: Record<string, string> = {},
+  opts: { now?: () => Date } = {},
+): Promise<TestGateway> {
+  const env = await testEnv(extra);
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
+  const logger = winston.createLogger({
+    level: 'debug',
+    format: winston.format.json(),
+    transports: [new winston.transports.Stream({ stream: sink })],
+  });
+  const gw = await startGateway({ config: loadConfig(env), logger, ...(opts.now ? { now: opts.now } : {}) });
+  return {
+    gw,
+    dataDir: env['CASEBRIDGE_DATA_DIR']!,
+    logs,
+    async stop() {
+      await gw.close();
+      rmSync(env['CASEBRIDGE_DATA_DIR']!, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The dev PKI certificate of a sample agency's principal. */
+export async function identity(agency: string, role: 'system' | 'officer' | 'auditor'): Promise<Identity> {
+  const pki = await getTestPki();
+  return {
+    cert: pki.files[`agencies/${agency}/${role}.crt.pem`]!,
+    key: pki.files[`agencies/${agency}/${role}.key.pem`]!,
+  };
+}
+
+export function signAs(envelope: Envelope, who: Identity): string {
+  return signMessage(envelope, { key: createPrivateKey(who.key), chain: parsePemChain(who.cert) });
+}
+
+export function chainOf(who: Identity): X509Certificate[] {
+  return parsePemChain(who.cert);
+}
+
+/** One HTTPS request over a fresh connection, with `who`'s client certificate (or none). */
+export async function call(
+  gw: Gateway,
+  who: Identity | undefined,
+  method: string,
+  path: string,
+  body?: { type: string; data: string | Buffer },
+): Promise<Response> {
+  const pki = await getTestPki();
+  const url = new URL(path, gw.url);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method,
+        agent: false,
+        ca: pki.files['trust.pem'],
+        servername: 'localhost',
+        ...(who ? { cert: who.cert, key: who.key } : {}),
+        headers: body ? { 'content-type': body.type, 'content-length': Buffer.byteLength(body.data) } : {},
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            text,
+            json: <T>() => JSON.parse(text) as T,
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (body) req.write(body.data);
+    req.end();
+  });
+}
+
+export function submit(gw: Gateway, who: Identity, jws: string | Buffer, type = 'application/jose'): Promise<Response> {
+  return call(gw, who, 'POST', '/v1/messages', { type, data: jws });
+}
+
+/** Waits until `check` holds, polling; fails after `ms`. */
+export async function eventually(check: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export function writeTemp(name: string, content: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'casebridge-t-'));
+  const p = join(dir, name);
+  writeFileSync(p, content);
+  return p;
+}
+
+/** Row counts read from the gateway's database file with a separate, read-only connection. */
+export function storeCounts(t: TestGateway): { messages: number; history: number; outbox: number; deliveries: number } {
+  const db = new Database(join(t.dataDir, 'casebridge.sqlite'), { readonly: true });
+  try {
+    const n = (table: string) => (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+    return { messages: n('messages'), history: n('message_history'), outbox: n('outbox'), deliveries: n('deliveries') };
+  } finally {
+    db.close();
+  }
+}
