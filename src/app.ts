@@ -190,6 +190,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const submission: SubmissionDeps = {
     parseJson: parseStrictJson,
     validateEnvelope: (v) => schemas.validateEnvelope(v),
+    parseChain: (x5c) => trust.chainFromX5c(x5c),
     verifyChain: (chain, at) => trust.verifyChain(chain, at),
     now,
     store,
@@ -201,7 +202,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const ctx: HttpContext = {
     store,
     submission,
-    verifyClient: (chain, at) => trust.verifyChain(chain, at),
+    verifyClient: (ders, at) => trust.verifyChain(trust.chainFromDer(ders), at),
     gateway: { id: gateway.id, key: gateway.key, chain: gateway.chain },
     log: { origin: logName, vkey, publicKey: createPublicKey(logKey) },
     trustAnchors: () => trust.anchorCertificates(),

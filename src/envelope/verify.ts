@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { compactVerify, errors as joseErrors } from 'jose';
 import type { ChainFailure, Principal } from '../pki/types.js';
 import { CasebridgeError, type ValidationIssue } from '../errors.js';
@@ -9,6 +9,8 @@ import { ALLOWED_ALGS, MESSAGE_TYP, type AllowedAlg, type Envelope } from './typ
 export interface VerifyDeps {
   parseJson(text: string): unknown;
   validateEnvelope(value: unknown): ValidationIssue[] | null;
+  /** Parses x5c (base64 DER, leaf first); may reuse earlier parses. Throws on garbage. */
+  parseChain(x5c: readonly string[]): X509Certificate[];
   /** Throws an error carrying `failure: ChainFailure` when the chain is refused. */
   verifyChain(chain: X509Certificate[], at: Date): Principal;
   now: () => Date;
@@ -36,7 +38,7 @@ export async function verifyMessageJws(jws: string, deps: VerifyDeps): Promise<V
   const payload = parseJson(deps, payloadText, 'payload');
 
   const alg = checkHeader(header);
-  const chain = parseX5c(header['x5c']);
+  const chain = parseX5c(deps, header['x5c'] as string[]);
   let signer: Principal;
   try {
     signer = deps.verifyChain(chain, deps.now());
@@ -115,12 +117,9 @@ function checkHeader(h: Record<string, unknown>): AllowedAlg {
   return alg as AllowedAlg;
 }
 
-function parseX5c(x5c: unknown): X509Certificate[] {
+function parseX5c(deps: VerifyDeps, x5c: string[]): X509Certificate[] {
   try {
-    return (x5c as string[]).map((c) => {
-      if (!/^[A-Za-z0-9+/]+={0,2}$/.test(c)) throw new Error('not base64');
-      return new X509Certificate(Buffer.from(c, 'base64'));
-    });
+    return deps.parseChain(x5c);
   } catch (e) {
     throw new CasebridgeError('CERT_INVALID', 'signer certificate refused: malformed', { cause: e });
   }

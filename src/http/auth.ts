@@ -1,22 +1,22 @@
-import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { NextFunction, Request, Response } from 'express';
 import { CasebridgeError } from '../errors.js';
 import type { Principal, Role } from '../pki/types.js';
 
-export type ChainVerifier = (chain: X509Certificate[], at: Date) => Principal;
+/** Verifies a TLS peer's chain (DER, leaf first); throws an error with `failure` on refusal. */
+export type ChainVerifier = (chain: Buffer[], at: Date) => Principal;
 
-/** The certificates the TLS client presented, leaf first. */
-export function peerChain(socket: TLSSocket): X509Certificate[] {
+/** The certificates the TLS client presented, leaf first, as DER. */
+export function peerChain(socket: TLSSocket): Buffer[] {
   // Without a client certificate Node returns an empty object.
   const leaf: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
   if (!leaf || !leaf.raw) return [];
-  const chain: X509Certificate[] = [];
+  const chain: Buffer[] = [];
   const seen = new Set<string>();
   let cur: DetailedPeerCertificate | undefined = leaf;
   while (cur && cur.raw && !seen.has(cur.fingerprint256) && chain.length < 10) {
     seen.add(cur.fingerprint256);
-    chain.push(new X509Certificate(cur.raw));
+    chain.push(cur.raw);
     cur = cur.issuerCertificate;
   }
   return chain;
