@@ -3,7 +3,13 @@
  * the audit log's checkpointer, the transport, the HTTP app and the admin server.
  * Nothing else in the code base reads configuration or holds global state.
  */
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  type X509Certificate,
+} from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -85,19 +91,31 @@ function loadGatewayIdentity(config: Config, registry: Registry) {
   }
   if (chain.length === 0) throw new ConfigError('CASEBRIDGE_TLS_CERT', 'holds no certificate');
   const leaf = chain[0]!;
-  const key = privateKeyFrom('CASEBRIDGE_TLS_KEY', readConfigFile('CASEBRIDGE_TLS_KEY', config.tlsKey));
+  const key = privateKeyFrom(
+    'CASEBRIDGE_TLS_KEY',
+    readConfigFile('CASEBRIDGE_TLS_KEY', config.tlsKey),
+  );
   if (!sameKey(createPublicKey(key), leaf.publicKey)) {
-    throw new ConfigError('CASEBRIDGE_TLS_KEY', 'does not match the certificate in CASEBRIDGE_TLS_CERT');
+    throw new ConfigError(
+      'CASEBRIDGE_TLS_KEY',
+      'does not match the certificate in CASEBRIDGE_TLS_CERT',
+    );
   }
   const org = /(?:^|\n)O=([^\n]*)/.exec(leaf.subject)?.[1];
   if (org !== registry.gatewayId) {
-    throw new ConfigError('CASEBRIDGE_TLS_CERT', `subject O must be the registry's gateway id ${registry.gatewayId}`);
+    throw new ConfigError(
+      'CASEBRIDGE_TLS_CERT',
+      `subject O must be the registry's gateway id ${registry.gatewayId}`,
+    );
   }
   return { id: registry.gatewayId, key, chain, certPem: readFileSync(config.tlsCert, 'utf8') };
 }
 
 function loadLogKey(config: Config): KeyObject {
-  const key = privateKeyFrom('CASEBRIDGE_LOG_KEY', readConfigFile('CASEBRIDGE_LOG_KEY', config.logKey));
+  const key = privateKeyFrom(
+    'CASEBRIDGE_LOG_KEY',
+    readConfigFile('CASEBRIDGE_LOG_KEY', config.logKey),
+  );
   if (key.asymmetricKeyType !== 'ed25519') {
     throw new ConfigError('CASEBRIDGE_LOG_KEY', 'must be an Ed25519 private key (SPEC §8)');
   }
@@ -115,7 +133,8 @@ function loadTrust(config: Config, registry: Registry): TrustStore {
     });
   } catch (e) {
     if (e instanceof ConfigError) throw e;
-    const variable = (e as { source?: string }).source === 'crl' ? 'CASEBRIDGE_CRL' : 'CASEBRIDGE_TRUST';
+    const variable =
+      (e as { source?: string }).source === 'crl' ? 'CASEBRIDGE_CRL' : 'CASEBRIDGE_TRUST';
     throw new ConfigError(variable, `cannot be used: ${(e as Error).message}`, { cause: e });
   }
 }

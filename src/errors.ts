@@ -49,7 +49,11 @@ export class CasebridgeError extends Error {
   readonly code: ErrorCode;
   readonly errors: ValidationIssue[] | undefined;
 
-  constructor(code: ErrorCode, detail: string, options?: { cause?: unknown; errors?: ValidationIssue[] }) {
+  constructor(
+    code: ErrorCode,
+    detail: string,
+    options?: { cause?: unknown; errors?: ValidationIssue[] },
+  ) {
     super(detail, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'CasebridgeError';
     this.code = code;
@@ -69,7 +73,10 @@ export function isCasebridgeError(e: unknown): e is CasebridgeError {
 export class ConfigError extends Error {
   readonly variable: string;
   constructor(variable: string, reason: string, options?: { cause?: unknown }) {
-    super(`${variable}: ${reason}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      `${variable}: ${reason}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = 'ConfigError';
     this.variable = variable;
   }

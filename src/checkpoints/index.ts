@@ -41,7 +41,11 @@ export class Checkpointer {
     const latest = store.latestCheckpoint();
     if (size === 0 || (latest && latest.size >= size)) return latest;
     const root = rootHash(size, store.nodes());
-    const text = signCheckpoint({ origin: this.opts.origin, size, root }, this.opts.keyName, this.opts.key);
+    const text = signCheckpoint(
+      { origin: this.opts.origin, size, root },
+      this.opts.keyName,
+      this.opts.key,
+    );
     const cp: Checkpoint = { size, root, text, signedAt: this.opts.now().toISOString() };
     store.addCheckpoint(cp);
     this.opts.onSigned?.(cp);

@@ -38,7 +38,10 @@ export function registerAuditCommands(program: Command): void {
           `/v1/audit/export?${q}`,
         );
         if (res.status !== 200) {
-          throw new CliError(EXIT.CHECK_FAILED, `the gateway answered ${res.status}: ${res.body.slice(0, 200)}`);
+          throw new CliError(
+            EXIT.CHECK_FAILED,
+            `the gateway answered ${res.status}: ${res.body.slice(0, 200)}`,
+          );
         }
         await new Promise<void>((resolve, reject) => {
           const out = createWriteStream(o.out);
@@ -71,7 +74,10 @@ export function registerAuditCommands(program: Command): void {
       if (!report.ok) {
         const f = report.firstFailure;
         const where = f?.index === undefined ? '' : ` at entry ${f.index}`;
-        throw new CliError(EXIT.CHECK_FAILED, `verification failed${where}: ${f?.reason ?? 'unknown'} ${f?.detail ?? ''}`.trim());
+        throw new CliError(
+          EXIT.CHECK_FAILED,
+          `verification failed${where}: ${f?.reason ?? 'unknown'} ${f?.detail ?? ''}`.trim(),
+        );
       }
       if (!o.json) {
         process.stdout.write(

@@ -49,7 +49,9 @@ export function call(
         cert: read(opts.cert, 'certificate'),
         key: read(opts.key, 'key'),
         ...(ca ? { ca: read(ca, 'CA bundle') } : {}),
-        headers: body ? { 'content-type': body.type, 'content-length': Buffer.byteLength(body.data) } : {},
+        headers: body
+          ? { 'content-type': body.type, 'content-length': Buffer.byteLength(body.data) }
+          : {},
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -64,7 +66,9 @@ export function call(
         res.on('error', reject);
       },
     );
-    req.on('error', (e) => reject(new CliError(EXIT.CHECK_FAILED, `cannot reach ${url.origin}: ${e.message}`)));
+    req.on('error', (e) =>
+      reject(new CliError(EXIT.CHECK_FAILED, `cannot reach ${url.origin}: ${e.message}`)),
+    );
     if (body) req.write(body.data);
     req.end();
   });

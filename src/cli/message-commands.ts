@@ -71,7 +71,10 @@ function withConnection(cmd: Command): Command {
     .requiredOption('--cert <pem>', 'client certificate (chain) PEM')
     .requiredOption('--key <pem>', 'client private key PEM (PKCS#8)')
     .option('--url <url>', 'gateway URL', process.env['CASEBRIDGE_URL'] ?? DEFAULT_URL)
-    .option('--ca <pem>', 'CA bundle for the gateway certificate (default: CASEBRIDGE_TRUST or certs/trust.pem)');
+    .option(
+      '--ca <pem>',
+      'CA bundle for the gateway certificate (default: CASEBRIDGE_TRUST or certs/trust.pem)',
+    );
 }
 
 export function registerMessageCommands(program: Command): void {
@@ -111,9 +114,9 @@ export function registerMessageCommands(program: Command): void {
     print(await call(clientOf(o), 'GET', `/v1/inbox${q.size ? `?${q}` : ''}`));
   });
 
-  withConnection(program.command('get <id>').description('show one message with its history')).action(
-    async (id: string, o: ConnOpts) => {
-      print(await call(clientOf(o), 'GET', `/v1/messages/${encodeURIComponent(id)}`));
-    },
-  );
+  withConnection(
+    program.command('get <id>').description('show one message with its history'),
+  ).action(async (id: string, o: ConnOpts) => {
+    print(await call(clientOf(o), 'GET', `/v1/messages/${encodeURIComponent(id)}`));
+  });
 }

@@ -26,7 +26,9 @@ export function registerServe(program: Command): void {
       if (!process.env['CASEBRIDGE_TLS_CERT']) process.stderr.write(tryItBanner(gw.url) + '\n');
       process.on('SIGHUP', () => {
         gw.reloadCrl().catch((e: unknown) => {
-          process.stderr.write(`casebridge: CRL reload failed, previous CRLs kept: ${(e as Error).message}\n`);
+          process.stderr.write(
+            `casebridge: CRL reload failed, previous CRLs kept: ${(e as Error).message}\n`,
+          );
         });
       });
       let stopping = false;

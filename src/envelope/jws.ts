@@ -1,4 +1,10 @@
-import { constants, createHash, sign as cryptoSign, type KeyObject, type X509Certificate } from 'node:crypto';
+import {
+  constants,
+  createHash,
+  sign as cryptoSign,
+  type KeyObject,
+  type X509Certificate,
+} from 'node:crypto';
 import { CasebridgeError } from '../errors.js';
 import type { AllowedAlg } from './types.js';
 
@@ -20,7 +26,8 @@ export function splitCompact(jws: string): CompactParts {
     if (!B64URL.test(p)) throw new CasebridgeError('MALFORMED', 'JWS parts must be base64url');
   }
   // An empty signature is well-formed (alg "none"); the header rules refuse it next.
-  if (protectedB64 === '') throw new CasebridgeError('MALFORMED', 'the JWS protected header is empty');
+  if (protectedB64 === '')
+    throw new CasebridgeError('MALFORMED', 'the JWS protected header is empty');
   return { protectedB64, payloadB64, signatureB64 };
 }
 

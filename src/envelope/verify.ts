@@ -45,23 +45,31 @@ export async function verifyMessageJws(jws: string, deps: VerifyDeps): Promise<V
   } catch (e) {
     const failure = failureOf(e);
     if (failure === undefined) throw e;
-    throw new CasebridgeError('CERT_INVALID', `signer certificate refused: ${failure}`, { cause: e });
+    throw new CasebridgeError('CERT_INVALID', `signer certificate refused: ${failure}`, {
+      cause: e,
+    });
   }
 
   try {
     await compactVerify(jws, signer.certificate.publicKey, { algorithms: [alg] });
   } catch (e) {
     if (e instanceof joseErrors.JOSEError) {
-      throw new CasebridgeError('SIGNATURE_INVALID', 'the signature does not verify with the x5c leaf key', {
-        cause: e,
-      });
+      throw new CasebridgeError(
+        'SIGNATURE_INVALID',
+        'the signature does not verify with the x5c leaf key',
+        {
+          cause: e,
+        },
+      );
     }
     throw e;
   }
 
   const issues = deps.validateEnvelope(payload);
   if (issues) {
-    throw new CasebridgeError('SCHEMA_INVALID', 'the envelope does not match its schema', { errors: issues });
+    throw new CasebridgeError('SCHEMA_INVALID', 'the envelope does not match its schema', {
+      errors: issues,
+    });
   }
   return { envelope: payload as Envelope, signer, digest: digestOf(jws), alg };
 }
@@ -103,7 +111,8 @@ function checkHeader(h: Record<string, unknown>): AllowedAlg {
     throw new CasebridgeError('BAD_HEADER', 'no crit extensions are understood');
   }
   for (const m of FORBIDDEN_HEADER_MEMBERS) {
-    if (m in h) throw new CasebridgeError('BAD_HEADER', `${m} is not accepted; the key comes from x5c`);
+    if (m in h)
+      throw new CasebridgeError('BAD_HEADER', `${m} is not accepted; the key comes from x5c`);
   }
   const x5c = h['x5c'];
   if (
@@ -121,12 +130,15 @@ function parseX5c(deps: VerifyDeps, x5c: string[]): X509Certificate[] {
   try {
     return deps.parseChain(x5c);
   } catch (e) {
-    throw new CasebridgeError('CERT_INVALID', 'signer certificate refused: malformed', { cause: e });
+    throw new CasebridgeError('CERT_INVALID', 'signer certificate refused: malformed', {
+      cause: e,
+    });
   }
 }
 
 /** The refusal reason of a chain error; undefined for anything else (a bug, not a refusal). */
 export function failureOf(e: unknown): ChainFailure | undefined {
-  if (e !== null && typeof e === 'object' && 'failure' in e) return (e as { failure: ChainFailure }).failure;
+  if (e !== null && typeof e === 'object' && 'failure' in e)
+    return (e as { failure: ChainFailure }).failure;
   return undefined;
 }

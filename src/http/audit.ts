@@ -21,14 +21,21 @@ export function proofSize(
   const given = optInt(q, 'size', 1, MAX_INDEX);
   if (given === undefined) {
     if (!latest || latest.size < minSize) {
-      throw new CasebridgeError('UNAVAILABLE', 'no signed checkpoint covers this entry yet; retry in a second');
+      throw new CasebridgeError(
+        'UNAVAILABLE',
+        'no signed checkpoint covers this entry yet; retry in a second',
+      );
     }
     return { size: latest.size, checkpoint: latest.text };
   }
   if (!latest || given > latest.size) {
-    throw new CasebridgeError('INVALID_PARAMETER', 'size must not exceed the latest signed checkpoint');
+    throw new CasebridgeError(
+      'INVALID_PARAMETER',
+      'size must not exceed the latest signed checkpoint',
+    );
   }
-  if (given < minSize) throw new CasebridgeError('INVALID_PARAMETER', 'size must be greater than index');
+  if (given < minSize)
+    throw new CasebridgeError('INVALID_PARAMETER', 'size must be greater than index');
   const cp = ctx.store.checkpointAt(given);
   return cp ? { size: given, checkpoint: cp.text } : { size: given };
 }
@@ -52,8 +59,13 @@ export function auditRoutes(ctx: HttpContext): Router {
     const q = req.query as Record<string, unknown>;
     const size = ctx.store.treeSize();
     const start = optInt(q, 'start', 0, MAX_INDEX) ?? 0;
-    const end = Math.min(optInt(q, 'end', 0, MAX_INDEX) ?? size, size, start + MAX_ENTRIES_PER_REQUEST);
-    if (start > size) throw new CasebridgeError('INVALID_PARAMETER', 'start is beyond the end of the log');
+    const end = Math.min(
+      optInt(q, 'end', 0, MAX_INDEX) ?? size,
+      size,
+      start + MAX_ENTRIES_PER_REQUEST,
+    );
+    if (start > size)
+      throw new CasebridgeError('INVALID_PARAMETER', 'start is beyond the end of the log');
     res.type('application/x-ndjson');
     const lines: string[] = [];
     for (const e of ctx.store.entries(start, Math.max(start, end))) {
@@ -83,7 +95,11 @@ export function auditRoutes(ctx: HttpContext): Router {
     const latest = ctx.store.latestCheckpoint()?.size ?? 0;
     const from = reqInt(q, 'from', 1, MAX_INDEX);
     const to = optInt(q, 'to', 1, MAX_INDEX) ?? latest;
-    if (to > latest) throw new CasebridgeError('INVALID_PARAMETER', 'to must not exceed the latest signed checkpoint');
+    if (to > latest)
+      throw new CasebridgeError(
+        'INVALID_PARAMETER',
+        'to must not exceed the latest signed checkpoint',
+      );
     if (from > to) throw new CasebridgeError('INVALID_PARAMETER', 'from must not exceed to');
     res.json({
       from,

@@ -31,7 +31,12 @@ export function requireClient(verify: ChainVerifier, now: () => Date) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const chain = peerChain(req.socket as TLSSocket);
     if (chain.length === 0) {
-      next(new CasebridgeError('CLIENT_CERT_REQUIRED', 'present a client certificate issued by a trusted CA'));
+      next(
+        new CasebridgeError(
+          'CLIENT_CERT_REQUIRED',
+          'present a client certificate issued by a trusted CA',
+        ),
+      );
       return;
     }
     try {
@@ -42,7 +47,11 @@ export function requireClient(verify: ChainVerifier, now: () => Date) {
         next(e);
         return;
       }
-      next(new CasebridgeError('CLIENT_CERT_UNTRUSTED', `client certificate refused: ${failure}`, { cause: e }));
+      next(
+        new CasebridgeError('CLIENT_CERT_UNTRUSTED', `client certificate refused: ${failure}`, {
+          cause: e,
+        }),
+      );
       return;
     }
     next();

@@ -60,13 +60,15 @@ export function findVisible(ctx: HttpContext, id: string, p: Principal): Message
 
 /** Reads the compact JWS from the raw body: ASCII only, one trailing newline tolerated. */
 function jwsFromBody(body: unknown): string {
-  if (!Buffer.isBuffer(body)) throw new CasebridgeError('MALFORMED', 'the body must be a compact JWS');
+  if (!Buffer.isBuffer(body))
+    throw new CasebridgeError('MALFORMED', 'the body must be a compact JWS');
   let end = body.length;
   if (end > 0 && body[end - 1] === 0x0a) end--;
   if (end > 0 && body[end - 1] === 0x0d) end--;
   for (let i = 0; i < end; i++) {
     const b = body[i]!;
-    if (b < 0x21 || b > 0x7e) throw new CasebridgeError('MALFORMED', 'a compact JWS is printable ASCII');
+    if (b < 0x21 || b > 0x7e)
+      throw new CasebridgeError('MALFORMED', 'a compact JWS is printable ASCII');
   }
   return body.toString('ascii', 0, end);
 }
@@ -82,7 +84,12 @@ export function messageRoutes(ctx: HttpContext): Router {
       rawBody(req, res, (err?: unknown) => {
         if (err) return next(err);
         if (!req.is('application/jose')) {
-          return next(new CasebridgeError('UNSUPPORTED_MEDIA_TYPE', 'send the compact JWS as application/jose'));
+          return next(
+            new CasebridgeError(
+              'UNSUPPORTED_MEDIA_TYPE',
+              'send the compact JWS as application/jose',
+            ),
+          );
         }
         next();
       });
@@ -107,9 +114,15 @@ export function messageRoutes(ctx: HttpContext): Router {
     const problem = toProblem(err, req, ctx.logger);
     if (problem.code === 'INTERNAL') return next(err);
     const client = principalOf(res);
-    const digest = Buffer.isBuffer(req.body) && req.body.length > 0 ? safeDigest(req.body) : undefined;
+    const digest =
+      Buffer.isBuffer(req.body) && req.body.length > 0 ? safeDigest(req.body) : undefined;
     ctx.metrics.refused.inc({ code: problem.code });
-    ctx.logger.info('submission refused', { code: problem.code, agency: client.agency, role: client.role, digest });
+    ctx.logger.info('submission refused', {
+      code: problem.code,
+      agency: client.agency,
+      role: client.role,
+      digest,
+    });
     try {
       await recordRefusal(ctx.store, client, problem.code as ErrorCode, digest);
     } catch (e) {
@@ -172,7 +185,11 @@ export function messageRoutes(ctx: HttpContext): Router {
     if (!m || (p.role !== 'auditor' && !visibleTo(m, p))) {
       throw new CasebridgeError('NOT_FOUND', 'no such message');
     }
-    const { size, checkpoint } = proofSize(ctx, req.query as Record<string, unknown>, m.logIndex + 1);
+    const { size, checkpoint } = proofSize(
+      ctx,
+      req.query as Record<string, unknown>,
+      m.logIndex + 1,
+    );
     res.json({
       index: m.logIndex,
       size,

@@ -6,11 +6,16 @@ type Query = Record<string, unknown>;
 export function optString(q: Query, name: string): string | undefined {
   const v = q[name];
   if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new CasebridgeError('INVALID_PARAMETER', `${name} must be given once`);
+  if (typeof v !== 'string')
+    throw new CasebridgeError('INVALID_PARAMETER', `${name} must be given once`);
   return v;
 }
 
-export function optEnum<T extends string>(q: Query, name: string, allowed: readonly T[]): T | undefined {
+export function optEnum<T extends string>(
+  q: Query,
+  name: string,
+  allowed: readonly T[],
+): T | undefined {
   const v = optString(q, name);
   if (v === undefined) return undefined;
   if (!(allowed as readonly string[]).includes(v)) {
@@ -23,7 +28,10 @@ export function optInt(q: Query, name: string, min: number, max: number): number
   const v = optString(q, name);
   if (v === undefined) return undefined;
   if (!/^\d{1,15}$/.test(v) || Number(v) < min || Number(v) > max) {
-    throw new CasebridgeError('INVALID_PARAMETER', `${name} must be an integer from ${min} to ${max}`);
+    throw new CasebridgeError(
+      'INVALID_PARAMETER',
+      `${name} must be an integer from ${min} to ${max}`,
+    );
   }
   return Number(v);
 }
@@ -38,6 +46,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** A message id path segment; anything else cannot name a message. */
 export function messageId(raw: string | string[] | undefined): string {
-  if (typeof raw !== 'string' || !UUID.test(raw)) throw new CasebridgeError('NOT_FOUND', 'no such message');
+  if (typeof raw !== 'string' || !UUID.test(raw))
+    throw new CasebridgeError('NOT_FOUND', 'no such message');
   return raw;
 }

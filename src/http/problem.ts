@@ -1,5 +1,10 @@
 import type { NextFunction, Request, Response } from 'express';
-import { CasebridgeError, STATUS_BY_CODE, type ErrorCode, type ValidationIssue } from '../errors.js';
+import {
+  CasebridgeError,
+  STATUS_BY_CODE,
+  type ErrorCode,
+  type ValidationIssue,
+} from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 
 /** RFC 9457 problem details, SPEC §4. */
@@ -72,7 +77,8 @@ export function errorHandler(logger: Logger) {
 export function toProblem(err: unknown, req: Request, logger: Logger): Problem {
   if (err instanceof CasebridgeError) return problemOf(err.code, err.message, err.errors);
   const e = err as { type?: string; status?: number };
-  if (e && e.type === 'entity.too.large') return problemOf('TOO_LARGE', 'the body exceeds the size limit');
+  if (e && e.type === 'entity.too.large')
+    return problemOf('TOO_LARGE', 'the body exceeds the size limit');
   if (e && (e.type === 'entity.parse.failed' || e.type === 'encoding.unsupported')) {
     return problemOf('MALFORMED', 'the body could not be read');
   }

@@ -16,14 +16,21 @@ export function reviewRoutes(ctx: HttpContext): Router {
     const officer = requireRole(res, ['officer'], 'reviewing messages');
     const m = findVisible(ctx, messageId(req.params['id']), officer);
     if (m.to !== officer.agency) {
-      throw new CasebridgeError('FORBIDDEN_ROLE', 'only officers of the recipient agency review a message');
+      throw new CasebridgeError(
+        'FORBIDDEN_ROLE',
+        'only officers of the recipient agency review a message',
+      );
     }
     return { officer, m };
   };
 
   r.post('/v1/messages/:id/claim', async (req: Request, res: Response) => {
     const { officer, m } = recipientMessage(req, res);
-    const outcome = await ctx.store.claim(m.id, { agency: officer.agency, role: officer.role, subject: officer.subject });
+    const outcome = await ctx.store.claim(m.id, {
+      agency: officer.agency,
+      role: officer.role,
+      subject: officer.subject,
+    });
     switch (outcome) {
       case 'claimed':
         break;
@@ -42,8 +49,13 @@ export function reviewRoutes(ctx: HttpContext): Router {
 
   r.post('/v1/messages/:id/release', async (req: Request, res: Response) => {
     const { officer, m } = recipientMessage(req, res);
-    const outcome = await ctx.store.release(m.id, { agency: officer.agency, role: officer.role, subject: officer.subject });
-    if (outcome === 'not-claimed') throw new CasebridgeError('NOT_CLAIMED', 'you do not hold a claim on this message');
+    const outcome = await ctx.store.release(m.id, {
+      agency: officer.agency,
+      role: officer.role,
+      subject: officer.subject,
+    });
+    if (outcome === 'not-claimed')
+      throw new CasebridgeError('NOT_CLAIMED', 'you do not hold a claim on this message');
     res.json({ id: m.id, status: ctx.store.getMessage(m.id)?.status });
   });
 
@@ -53,14 +65,20 @@ export function reviewRoutes(ctx: HttpContext): Router {
     async (req: Request, res: Response) => {
       const { officer, m } = recipientMessage(req, res);
       if (!req.is('application/json')) {
-        throw new CasebridgeError('UNSUPPORTED_MEDIA_TYPE', 'send the decision as application/json');
+        throw new CasebridgeError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          'send the decision as application/json',
+        );
       }
       if (m.claimedBy !== officer.subject) {
         throw new CasebridgeError('NOT_CLAIMED', 'claim the message before deciding');
       }
-      const request = parseDecisionRequest(ctx.submission.parseJson(typeof req.body === 'string' ? req.body : ''));
+      const request = parseDecisionRequest(
+        ctx.submission.parseJson(typeof req.body === 'string' ? req.body : ''),
+      );
       const { outcome, update } = await decide(m, request, officer, ctx.submission);
-      if (outcome.kind !== 'accepted') throw new CasebridgeError('INTERNAL', 'the decision could not be recorded');
+      if (outcome.kind !== 'accepted')
+        throw new CasebridgeError('INTERNAL', 'the decision could not be recorded');
       res
         .status(202)
         .location(`/v1/messages/${update.id}`)

@@ -7,7 +7,11 @@ export interface Readiness {
 }
 
 /** Plain HTTP on loopback: /healthz, /readyz, /metrics (SPEC §8). */
-export function createAdminServer(metrics: Metrics, readiness: () => Readiness, refresh: () => void): Server {
+export function createAdminServer(
+  metrics: Metrics,
+  readiness: () => Readiness,
+  refresh: () => void,
+): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET') {
@@ -20,14 +24,18 @@ export function createAdminServer(metrics: Metrics, readiness: () => Readiness, 
     }
     if (path === '/readyz') {
       const r = readiness();
-      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(r));
+      res
+        .writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify(r));
       return;
     }
     if (path === '/metrics') {
       refresh();
       metrics.registry
         .metrics()
-        .then((body) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body))
+        .then((body) =>
+          res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body),
+        )
         .catch(() => res.writeHead(500).end());
       return;
     }

@@ -20,10 +20,4 @@ export interface Principal {
 
 /** Why a certificate chain was refused. Stable, safe to log and to put in an audit `detail`. */
 export type ChainFailure =
-  | 'malformed'
-  | 'untrusted'
-  | 'expired'
-  | 'not-yet-valid'
-  | 'revoked'
-  | 'bad-subject'
-  | 'bad-usage';
+  'malformed' | 'untrusted' | 'expired' | 'not-yet-valid' | 'revoked' | 'bad-subject' | 'bad-usage';

@@ -25,19 +25,38 @@ export function parseDecisionRequest(value: unknown): DecisionRequest {
   const v = value as Record<string, unknown>;
   for (const k of Object.keys(v)) {
     if (k !== 'status' && k !== 'reason') {
-      issues.push({ path: '', keyword: 'additionalProperties', message: 'must NOT have additional properties' });
+      issues.push({
+        path: '',
+        keyword: 'additionalProperties',
+        message: 'must NOT have additional properties',
+      });
     }
   }
   const status = v['status'];
   if (typeof status !== 'string' || !(DECISION_STATUSES as readonly string[]).includes(status)) {
-    issues.push({ path: '/status', keyword: 'enum', message: `must be one of ${DECISION_STATUSES.join(', ')}` });
+    issues.push({
+      path: '/status',
+      keyword: 'enum',
+      message: `must be one of ${DECISION_STATUSES.join(', ')}`,
+    });
   }
   const reason = v['reason'];
-  if (reason !== undefined && (typeof reason !== 'string' || reason.length === 0 || reason.length > MAX_REASON)) {
-    issues.push({ path: '/reason', keyword: 'maxLength', message: `must be a string of 1..${MAX_REASON}` });
+  if (
+    reason !== undefined &&
+    (typeof reason !== 'string' || reason.length === 0 || reason.length > MAX_REASON)
+  ) {
+    issues.push({
+      path: '/reason',
+      keyword: 'maxLength',
+      message: `must be a string of 1..${MAX_REASON}`,
+    });
   }
   if ((status === 'rejected' || status === 'needs-info') && reason === undefined) {
-    issues.push({ path: '/reason', keyword: 'required', message: 'is required when rejecting or asking for information' });
+    issues.push({
+      path: '/reason',
+      keyword: 'required',
+      message: 'is required when rejecting or asking for information',
+    });
   }
   if (issues.length > 0) {
     throw new CasebridgeError('SCHEMA_INVALID', 'the decision is not valid', { errors: issues });
@@ -74,9 +93,17 @@ export async function decide(
     },
   };
   const issues = deps.validateEnvelope(update);
-  if (issues) throw new CasebridgeError('SCHEMA_INVALID', 'the decision does not make a valid status.update', { errors: issues });
+  if (issues)
+    throw new CasebridgeError(
+      'SCHEMA_INVALID',
+      'the decision does not make a valid status.update',
+      { errors: issues },
+    );
   if (!deps.registry.permits(update.from, update.to, update.type, now)) {
-    throw new CasebridgeError('NOT_PERMITTED', 'no valid agreement covers a status.update between these agencies');
+    throw new CasebridgeError(
+      'NOT_PERMITTED',
+      'no valid agreement covers a status.update between these agencies',
+    );
   }
   const jws = signMessage(update, deps.gateway);
   const digest = digestOf(jws);

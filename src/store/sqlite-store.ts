@@ -111,7 +111,9 @@ export class SqliteStore implements Store {
       getNode: db.prepare('SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?'),
       putNode: db.prepare('INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)'),
       putEntry: db.prepare('INSERT INTO audit_entries (idx, entry) VALUES (?, ?)'),
-      entries: db.prepare('SELECT idx, entry FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx'),
+      entries: db.prepare(
+        'SELECT idx, entry FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx',
+      ),
       getMessage: db.prepare('SELECT * FROM messages WHERE id = ?'),
       insertMessage: db.prepare(`INSERT INTO messages
         (id, digest, jws, envelope, type, from_agency, to_agency, priority, priority_rank,
@@ -127,7 +129,8 @@ export class SqliteStore implements Store {
       ),
       insertOutbox: db.prepare('INSERT INTO outbox (message_id, next_attempt_at) VALUES (?, ?)'),
       deleteOutbox: db.prepare('DELETE FROM outbox WHERE message_id = ?'),
-      dueOutbox: db.prepare(`SELECT o.message_id, o.attempts, m.jws, m.digest, m.log_index, m.from_agency,
+      dueOutbox:
+        db.prepare(`SELECT o.message_id, o.attempts, m.jws, m.digest, m.log_index, m.from_agency,
           m.to_agency, m.type, m.accepted_at
         FROM outbox o JOIN messages m ON m.id = o.message_id
         WHERE o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`),
@@ -141,7 +144,9 @@ export class SqliteStore implements Store {
       replies: db.prepare('SELECT * FROM messages WHERE in_reply_to = ? ORDER BY seq'),
       latestCheckpoint: db.prepare('SELECT * FROM checkpoints ORDER BY size DESC LIMIT 1'),
       checkpointAt: db.prepare('SELECT * FROM checkpoints WHERE size = ?'),
-      checkpoints: db.prepare('SELECT * FROM checkpoints WHERE size >= ? AND size <= ? ORDER BY size'),
+      checkpoints: db.prepare(
+        'SELECT * FROM checkpoints WHERE size >= ? AND size <= ? ORDER BY size',
+      ),
       addCheckpoint: db.prepare(
         'INSERT OR IGNORE INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)',
       ),
@@ -392,7 +397,8 @@ export class SqliteStore implements Store {
     const last = page[page.length - 1];
     return {
       items: page.map(toRecord),
-      nextCursor: more && last ? encodeCursor([last.priority_rank, last.respond_by_key, last.seq]) : null,
+      nextCursor:
+        more && last ? encodeCursor([last.priority_rank, last.respond_by_key, last.seq]) : null,
     };
   }
 
@@ -416,7 +422,8 @@ export class SqliteStore implements Store {
   release(id: string, actor: AuditActor): Promise<'released' | 'not-claimed'> {
     return this.write(() => {
       const row = this.stmt.getMessage.get(id) as MessageRow | undefined;
-      if (!row || row.status !== 'claimed' || row.claimed_by !== actor.subject) return 'not-claimed';
+      if (!row || row.status !== 'claimed' || row.claimed_by !== actor.subject)
+        return 'not-claimed';
       // The message goes back to the status it had before the claim.
       const before = this.history(id)
         .map((h) => h.status)
@@ -437,7 +444,10 @@ export class SqliteStore implements Store {
     return this.write(() => {
       const row = this.stmt.getMessage.get(id) as MessageRow | undefined;
       if (!row || !DECIDABLE.has(row.status as MessageStatus) || row.claimed_by !== actor.subject) {
-        throw new CasebridgeError('NOT_CLAIMED', 'the message must be claimed by you before a decision');
+        throw new CasebridgeError(
+          'NOT_CLAIMED',
+          'the message must be claimed by you before a decision',
+        );
       }
       this.transition(row, status, 'message.decided', actor, null, { status });
       this.stmt.setDecision.run(status, id);

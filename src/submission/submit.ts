@@ -35,10 +35,22 @@ export function actorOf(p: Principal): AuditActor {
 }
 
 /** The receipt for an accepted message, signed inside the acceptance transaction. */
-export function receiptMaker(env: Envelope, digest: string, gateway: SigningIdentity): ReceiptMaker {
+export function receiptMaker(
+  env: Envelope,
+  digest: string,
+  gateway: SigningIdentity,
+): ReceiptMaker {
   return (logIndex, acceptedAt) =>
     signReceipt(
-      { messageId: env.id, digest, logIndex, acceptedAt, from: env.from, to: env.to, type: env.type },
+      {
+        messageId: env.id,
+        digest,
+        logIndex,
+        acceptedAt,
+        from: env.from,
+        to: env.to,
+        type: env.type,
+      },
       gateway,
     );
 }
@@ -81,7 +93,10 @@ export async function submitMessage(
     throw new CasebridgeError('NOT_PERMITTED', 'no valid agreement covers this pair and type');
   }
   if (Date.parse(env.createdAt) > now.getTime() + deps.clockSkewMs) {
-    throw new CasebridgeError('STALE', 'createdAt is further in the future than the allowed clock skew');
+    throw new CasebridgeError(
+      'STALE',
+      'createdAt is further in the future than the allowed clock skew',
+    );
   }
   if (env.inReplyTo !== undefined) checkReference(env, deps.store);
 
@@ -121,7 +136,10 @@ function checkReference(env: Envelope, store: Store): void {
     ref !== undefined &&
     ((ref.from === env.from && ref.to === env.to) || (ref.from === env.to && ref.to === env.from));
   if (!sameParties) {
-    throw new CasebridgeError('UNKNOWN_REFERENCE', 'inReplyTo names no message between these agencies');
+    throw new CasebridgeError(
+      'UNKNOWN_REFERENCE',
+      'inReplyTo names no message between these agencies',
+    );
   }
 }
 

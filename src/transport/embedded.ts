@@ -120,7 +120,11 @@ export class EmbeddedDelivery {
         emit(this.events, this.logger, 'confirmed', done.length);
       } catch (err) {
         // The rows stay in the outbox; the next pass redelivers them as duplicates.
-        this.logger.error('outbox clear failed', { component: 'embedded', count: done.length, error: errorText(err) });
+        this.logger.error('outbox clear failed', {
+          component: 'embedded',
+          count: done.length,
+          error: errorText(err),
+        });
       }
     }
     for (const item of items) this.release(item.messageId);
@@ -139,7 +143,11 @@ export class EmbeddedDelivery {
       reason = 'unknown';
     } catch (err) {
       reason = 'deliver-failed';
-      this.logger.warn('embedded delivery failed', { component: 'embedded', messageId, error: errorText(err) });
+      this.logger.warn('embedded delivery failed', {
+        component: 'embedded',
+        messageId,
+        error: errorText(err),
+      });
     }
     const attempt = item.attempts + 1;
     emit(this.events, this.logger, 'rejected', messageId, reason);
@@ -149,7 +157,11 @@ export class EmbeddedDelivery {
     try {
       this.opts.outbox.reschedule(messageId, new Date(this.now().getTime() + delay), reason);
     } catch (err) {
-      this.logger.error('outbox reschedule failed', { component: 'embedded', messageId, error: errorText(err) });
+      this.logger.error('outbox reschedule failed', {
+        component: 'embedded',
+        messageId,
+        error: errorText(err),
+      });
     }
     const wake = setTimeout(() => {
       this.retries.delete(wake);

@@ -73,7 +73,11 @@ export async function startTestGateway(
     format: winston.format.json(),
     transports: [new winston.transports.Stream({ stream: sink })],
   });
-  const gw = await startGateway({ config: loadConfig(env), logger, ...(opts.now ? { now: opts.now } : {}) });
+  const gw = await startGateway({
+    config: loadConfig(env),
+    logger,
+    ...(opts.now ? { now: opts.now } : {}),
+  });
   return {
     gw,
     dataDir: env['CASEBRIDGE_DATA_DIR']!,
@@ -86,7 +90,10 @@ export async function startTestGateway(
 }
 
 /** The dev PKI certificate of a sample agency's principal. */
-export async function identity(agency: string, role: 'system' | 'officer' | 'auditor'): Promise<Identity> {
+export async function identity(
+  agency: string,
+  role: 'system' | 'officer' | 'auditor',
+): Promise<Identity> {
   const pki = await getTestPki();
   return {
     cert: pki.files[`agencies/${agency}/${role}.crt.pem`]!,
@@ -121,7 +128,9 @@ export async function call(
         ca: pki.files['trust.pem'],
         servername: 'localhost',
         ...(who ? { cert: who.cert, key: who.key } : {}),
-        headers: body ? { 'content-type': body.type, 'content-length': Buffer.byteLength(body.data) } : {},
+        headers: body
+          ? { 'content-type': body.type, 'content-length': Buffer.byteLength(body.data) }
+          : {},
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -143,12 +152,21 @@ export async function call(
   });
 }
 
-export function submit(gw: Gateway, who: Identity, jws: string | Buffer, type = 'application/jose'): Promise<Response> {
+export function submit(
+  gw: Gateway,
+  who: Identity,
+  jws: string | Buffer,
+  type = 'application/jose',
+): Promise<Response> {
   return call(gw, who, 'POST', '/v1/messages', { type, data: jws });
 }
 
 /** Waits until `check` holds, polling; fails after `ms`. */
-export async function eventually(check: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  ms = 10_000,
+  what = 'condition',
+): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (await check()) return;
@@ -165,11 +183,22 @@ export function writeTemp(name: string, content: string): string {
 }
 
 /** Row counts read from the gateway's database file with a separate, read-only connection. */
-export function storeCounts(t: TestGateway): { messages: number; history: number; outbox: number; deliveries: number } {
+export function storeCounts(t: TestGateway): {
+  messages: number;
+  history: number;
+  outbox: number;
+  deliveries: number;
+} {
   const db = new Database(join(t.dataDir, 'casebridge.sqlite'), { readonly: true });
   try {
-    const n = (table: string) => (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
-    return { messages: n('messages'), history: n('message_history'), outbox: n('outbox'), deliveries: n('deliveries') };
+    const n = (table: string) =>
+      (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+    return {
+      messages: n('messages'),
+      history: n('message_history'),
+      outbox: n('outbox'),
+      deliveries: n('deliveries'),
+    };
   } finally {
     db.close();
   }

@@ -31,15 +31,27 @@ describe('audit log API (SPEC §6.4)', function () {
 
   before(async function () {
     t = await startTestGateway();
-    [aSys, aAuditor, cSys] = await Promise.all([identity(A, 'system'), identity(A, 'auditor'), identity('VN-CB', 'system')]);
+    [aSys, aAuditor, cSys] = await Promise.all([
+      identity(A, 'system'),
+      identity(A, 'auditor'),
+      identity('VN-CB', 'system'),
+    ]);
     for (let i = 0; i < 12; i++) {
       const env = sampleEnvelope(i % 2 ? 'funds.freeze' : 'evidence.request');
       const res = await submit(t.gw, aSys, signAs(env, aSys));
       expect(res.status).to.equal(202);
       ids.push(env.id);
     }
-    await eventually(() => ids.every((id) => t.gw.store.getMessage(id)?.status === 'delivered'), 10_000, 'delivery');
-    await eventually(() => t.gw.store.latestCheckpoint()?.size === t.gw.store.treeSize(), 5_000, 'checkpoint');
+    await eventually(
+      () => ids.every((id) => t.gw.store.getMessage(id)?.status === 'delivered'),
+      10_000,
+      'delivery',
+    );
+    await eventually(
+      () => t.gw.store.latestCheckpoint()?.size === t.gw.store.treeSize(),
+      5_000,
+      'checkpoint',
+    );
   });
   after(async () => t?.stop());
 
@@ -65,16 +77,25 @@ describe('audit log API (SPEC §6.4)', function () {
     const res = await call(t.gw, aAuditor, 'GET', `/v1/audit/entries?start=0&end=${cp.size}`);
     expect(res.status).to.equal(200);
     expect(res.headers['content-type']).to.match(/^application\/x-ndjson/);
-    const lines = res.text.trim().split('\n').map((l) => JSON.parse(l) as { index: number; leaf: string; entry: { index: number } });
+    const lines = res.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { index: number; leaf: string; entry: { index: number } });
     expect(lines).to.have.length(cp.size);
     for (const [i, line] of lines.entries()) {
       expect(line.index).to.equal(i);
       const bytes = Buffer.from(line.leaf, 'base64');
       expect(JSON.parse(bytes.toString('utf8'))).to.deep.equal(line.entry);
-      const proof = (await call(t.gw, aAuditor, 'GET', `/v1/audit/proof/inclusion?index=${i}&size=${cp.size}`)).json<Proof>();
+      const proof = (
+        await call(t.gw, aAuditor, 'GET', `/v1/audit/proof/inclusion?index=${i}&size=${cp.size}`)
+      ).json<Proof>();
       const hashes = proof.hashes.map((h) => Buffer.from(h, 'base64'));
-      expect(verifyInclusion(leafHash(bytes), i, cp.size, hashes, cp.root), `index ${i}`).to.equal(true);
-      expect(verifyInclusion(leafHash(Buffer.from('x')), i, cp.size, hashes, cp.root)).to.equal(false);
+      expect(verifyInclusion(leafHash(bytes), i, cp.size, hashes, cp.root), `index ${i}`).to.equal(
+        true,
+      );
+      expect(verifyInclusion(leafHash(Buffer.from('x')), i, cp.size, hashes, cp.root)).to.equal(
+        false,
+      );
     }
     for (const s of SAMPLE_PERSONAL_STRINGS) expect(res.text).not.to.include(s);
   });
@@ -86,13 +107,21 @@ describe('audit log API (SPEC §6.4)', function () {
     const proof = res.json<Proof>();
     const m = t.gw.store.getMessage(id)!;
     expect(proof.index).to.equal(m.logIndex);
-    const cp = verifyCheckpoint(proof.checkpoint!, (await call(t.gw, aSys, 'GET', '/v1/audit/key')).text.trim());
+    const cp = verifyCheckpoint(
+      proof.checkpoint!,
+      (await call(t.gw, aSys, 'GET', '/v1/audit/key')).text.trim(),
+    );
     expect(cp.size).to.equal(proof.size);
     const [entry] = t.gw.store.entries(m.logIndex, m.logIndex + 1);
-    const parsed = JSON.parse(entry!.bytes.toString('utf8')) as { event: string; messageId: string };
+    const parsed = JSON.parse(entry!.bytes.toString('utf8')) as {
+      event: string;
+      messageId: string;
+    };
     expect(parsed).to.include({ event: 'message.accepted', messageId: id });
     const hashes = proof.hashes.map((h) => Buffer.from(h, 'base64'));
-    expect(verifyInclusion(leafHash(entry!.bytes), proof.index, proof.size, hashes, cp.root)).to.equal(true);
+    expect(
+      verifyInclusion(leafHash(entry!.bytes), proof.index, proof.size, hashes, cp.root),
+    ).to.equal(true);
 
     expect((await call(t.gw, cSys, 'GET', `/v1/messages/${id}/proof`)).status).to.equal(404);
     expect((await call(t.gw, aAuditor, 'GET', `/v1/messages/${id}/proof`)).status).to.equal(200);
@@ -102,13 +131,26 @@ describe('audit log API (SPEC §6.4)', function () {
     const first = await latest();
     const env = sampleEnvelope('evidence.request');
     expect((await submit(t.gw, aSys, signAs(env, aSys))).status).to.equal(202);
-    await eventually(() => (t.gw.store.latestCheckpoint()?.size ?? 0) > first.size, 5_000, 'a new checkpoint');
+    await eventually(
+      () => (t.gw.store.latestCheckpoint()?.size ?? 0) > first.size,
+      5_000,
+      'a new checkpoint',
+    );
     const second = await latest();
-    const res = await call(t.gw, aAuditor, 'GET', `/v1/audit/proof/consistency?from=${first.size}&to=${second.size}`);
+    const res = await call(
+      t.gw,
+      aAuditor,
+      'GET',
+      `/v1/audit/proof/consistency?from=${first.size}&to=${second.size}`,
+    );
     const body = res.json<{ from: number; to: number; hashes: string[] }>();
     const hashes = body.hashes.map((h) => Buffer.from(h, 'base64'));
-    expect(verifyConsistency(first.size, second.size, hashes, first.root, second.root)).to.equal(true);
-    expect(verifyConsistency(first.size, second.size, hashes, second.root, first.root)).to.equal(false);
+    expect(verifyConsistency(first.size, second.size, hashes, first.root, second.root)).to.equal(
+      true,
+    );
+    expect(verifyConsistency(first.size, second.size, hashes, second.root, first.root)).to.equal(
+      false,
+    );
   });
 
   it('refuses the log to non-auditors and bad parameters with stable codes', async function () {
@@ -116,7 +158,12 @@ describe('audit log API (SPEC §6.4)', function () {
     expect(entries.status).to.equal(403);
     expect(entries.json<{ code: string }>().code).to.equal('FORBIDDEN_ROLE');
     const cpSize = t.gw.store.latestCheckpoint()!.size;
-    for (const q of ['index=abc', `index=${cpSize}&size=${cpSize}`, `index=0&size=${cpSize + 1000}`, '']) {
+    for (const q of [
+      'index=abc',
+      `index=${cpSize}&size=${cpSize}`,
+      `index=0&size=${cpSize + 1000}`,
+      '',
+    ]) {
       const res = await call(t.gw, aAuditor, 'GET', `/v1/audit/proof/inclusion?${q}`);
       expect(res.status, q).to.equal(400);
       expect(res.json<{ code: string }>().code).to.equal('INVALID_PARAMETER');
@@ -126,9 +173,14 @@ describe('audit log API (SPEC §6.4)', function () {
   });
 
   it('records the lifecycle of every message in order', function () {
-    const events = t.gw.store
-      .entries(0, t.gw.store.treeSize())
-      .map((e) => JSON.parse(e.bytes.toString('utf8')) as { event: string; messageId?: string; index: number });
+    const events = t.gw.store.entries(0, t.gw.store.treeSize()).map(
+      (e) =>
+        JSON.parse(e.bytes.toString('utf8')) as {
+          event: string;
+          messageId?: string;
+          index: number;
+        },
+    );
     for (const id of ids) {
       expect(events.filter((e) => e.messageId === id).map((e) => e.event)).to.deep.equal([
         'message.accepted',

@@ -71,11 +71,19 @@ describe('reading and deciding (SPEC §5.3, §5.4)', function () {
     const day = 86_400_000;
     const routine = await accepted(sampleEnvelope('evidence.request', { priority: 'routine' }));
     const urgentLate = await accepted(
-      sampleEnvelope('evidence.request', { priority: 'urgent', respondBy: new Date(Date.now() + 5 * day).toISOString() }),
+      sampleEnvelope('evidence.request', {
+        priority: 'urgent',
+        respondBy: new Date(Date.now() + 5 * day).toISOString(),
+      }),
     );
-    const urgentNoDeadline = await accepted(sampleEnvelope('evidence.request', { priority: 'urgent' }));
+    const urgentNoDeadline = await accepted(
+      sampleEnvelope('evidence.request', { priority: 'urgent' }),
+    );
     const urgentSoon = await accepted(
-      sampleEnvelope('evidence.request', { priority: 'urgent', respondBy: new Date(Date.now() + day).toISOString() }),
+      sampleEnvelope('evidence.request', {
+        priority: 'urgent',
+        respondBy: new Date(Date.now() + day).toISOString(),
+      }),
     );
     const emergency = await accepted(sampleEnvelope('funds.freeze', { priority: 'emergency' }));
     const expected = [emergency, urgentSoon, urgentLate, urgentNoDeadline, routine];
@@ -99,13 +107,24 @@ describe('reading and deciding (SPEC §5.3, §5.4)', function () {
     const freezes = await call(t.gw, bOfficer, 'GET', '/v1/inbox?type=funds.freeze');
     expect(freezes.json<{ items: Summary[] }>().items.map((i) => i.id)).to.deep.equal([emergency]);
     const sent = await call(t.gw, aSys, 'GET', '/v1/messages?direction=sent&priority=urgent');
-    expect(sent.json<{ items: Summary[] }>().items.map((i) => i.id)).to.deep.equal([urgentSoon, urgentLate, urgentNoDeadline]);
+    expect(sent.json<{ items: Summary[] }>().items.map((i) => i.id)).to.deep.equal([
+      urgentSoon,
+      urgentLate,
+      urgentNoDeadline,
+    ]);
     const nothing = await call(t.gw, aSys, 'GET', '/v1/inbox');
     expect(nothing.json<{ items: Summary[] }>().items).to.deep.equal([]);
   });
 
   it('refuses bad list parameters with 400 INVALID_PARAMETER and auditors with 403', async function () {
-    for (const q of ['limit=0', 'limit=abc', 'priority=high', 'cursor=bogus', 'status=lost', 'direction=up']) {
+    for (const q of [
+      'limit=0',
+      'limit=abc',
+      'priority=high',
+      'cursor=bogus',
+      'status=lost',
+      'direction=up',
+    ]) {
       const res = await call(t.gw, bOfficer, 'GET', `/v1/messages?${q}`);
       expect(res.status, q).to.equal(400);
       expect(res.json<{ code: string }>().code).to.equal('INVALID_PARAMETER');
@@ -120,8 +139,12 @@ describe('reading and deciding (SPEC §5.3, §5.4)', function () {
     await delivered(id);
     const path = `/v1/messages/${id}`;
 
-    expect((await call(t.gw, bSys, 'POST', `${path}/claim`)).json<{ code: string }>().code).to.equal('FORBIDDEN_ROLE');
-    expect((await call(t.gw, aOfficer, 'POST', `${path}/claim`)).json<{ code: string }>().code).to.equal('FORBIDDEN_ROLE');
+    expect(
+      (await call(t.gw, bSys, 'POST', `${path}/claim`)).json<{ code: string }>().code,
+    ).to.equal('FORBIDDEN_ROLE');
+    expect(
+      (await call(t.gw, aOfficer, 'POST', `${path}/claim`)).json<{ code: string }>().code,
+    ).to.equal('FORBIDDEN_ROLE');
 
     const noClaim = await call(t.gw, bOfficer, 'POST', `${path}/decision`, {
       type: 'application/json',
@@ -135,7 +158,9 @@ describe('reading and deciding (SPEC §5.3, §5.4)', function () {
     const second = await call(t.gw, bOfficer2, 'POST', `${path}/claim`);
     expect(second.status).to.equal(409);
     expect(second.json<{ code: string }>().code).to.equal('ALREADY_CLAIMED');
-    expect((await call(t.gw, bOfficer2, 'POST', `${path}/release`)).json<{ code: string }>().code).to.equal('NOT_CLAIMED');
+    expect(
+      (await call(t.gw, bOfficer2, 'POST', `${path}/release`)).json<{ code: string }>().code,
+    ).to.equal('NOT_CLAIMED');
 
     const release = await call(t.gw, bOfficer, 'POST', `${path}/release`);
     expect(release.status).to.equal(200);
@@ -155,7 +180,10 @@ describe('reading and deciding (SPEC §5.3, §5.4)', function () {
       data: '{"status":"accepted","status":"rejected"}',
     });
     expect(dup.json<{ code: string }>().code).to.equal('MALFORMED');
-    const wrongType = await call(t.gw, bOfficer2, 'POST', `${path}/decision`, { type: 'text/plain', data: '{}' });
+    const wrongType = await call(t.gw, bOfficer2, 'POST', `${path}/decision`, {
+      type: 'text/plain',
+      data: '{}',
+    });
     expect(wrongType.json<{ code: string }>().code).to.equal('UNSUPPORTED_MEDIA_TYPE');
 
     const decided = await call(t.gw, bOfficer2, 'POST', `${path}/decision`, {
@@ -163,7 +191,11 @@ describe('reading and deciding (SPEC §5.3, §5.4)', function () {
       data: JSON.stringify({ status: 'accepted' }),
     });
     expect(decided.status, decided.text).to.equal(202);
-    const body = decided.json<{ id: string; receipt: string; decided: { id: string; status: string } }>();
+    const body = decided.json<{
+      id: string;
+      receipt: string;
+      decided: { id: string; status: string };
+    }>();
     expect(body.decided).to.deep.equal({ id, status: 'accepted' });
 
     const original = t.gw.store.getMessage(id)!;
@@ -197,7 +229,10 @@ describe('reading and deciding (SPEC §5.3, §5.4)', function () {
     const thread = await call(t.gw, aOfficer, 'GET', `/v1/messages/${id}/thread`);
     expect(thread.json<{ items: Summary[] }>().items.map((i) => i.id)).to.deep.equal([id, body.id]);
     const fromReply = await call(t.gw, bOfficer, 'GET', `/v1/messages/${body.id}/thread`);
-    expect(fromReply.json<{ items: Summary[] }>().items.map((i) => i.id)).to.deep.equal([id, body.id]);
+    expect(fromReply.json<{ items: Summary[] }>().items.map((i) => i.id)).to.deep.equal([
+      id,
+      body.id,
+    ]);
 
     const again = await call(t.gw, bOfficer, 'POST', `${path}/claim`);
     expect(again.json<{ code: string }>().code).to.equal('ALREADY_DECIDED');
@@ -220,9 +255,14 @@ describe('reading and deciding (SPEC §5.3, §5.4)', function () {
 
   it("lets the original sender's officers claim a reply addressed to them", async function () {
     const req = await accepted(sampleEnvelope('evidence.request'));
-    const reply = await accepted(sampleEnvelope('evidence.transfer', { from: B, to: A, inReplyTo: req }), bSys);
+    const reply = await accepted(
+      sampleEnvelope('evidence.transfer', { from: B, to: A, inReplyTo: req }),
+      bSys,
+    );
     await delivered(reply);
-    expect((await call(t.gw, bOfficer, 'POST', `/v1/messages/${reply}/claim`)).status).to.equal(403);
+    expect((await call(t.gw, bOfficer, 'POST', `/v1/messages/${reply}/claim`)).status).to.equal(
+      403,
+    );
     const res = await call(t.gw, aOfficer, 'POST', `/v1/messages/${reply}/claim`);
     expect(res.status).to.equal(200);
   });
@@ -242,7 +282,12 @@ describe('before delivery (broker unreachable)', function () {
     const res = await submit(t.gw, aSys, signAs(env, aSys));
     expect(res.status, res.text).to.equal(202);
     expect(t.gw.store.outboxLag()).to.equal(1);
-    const claim = await call(t.gw, await identity(B, 'officer'), 'POST', `/v1/messages/${env.id}/claim`);
+    const claim = await call(
+      t.gw,
+      await identity(B, 'officer'),
+      'POST',
+      `/v1/messages/${env.id}/claim`,
+    );
     expect(claim.status).to.equal(409);
     expect(claim.json<{ code: string }>().code).to.equal('NOT_DELIVERED');
 
