@@ -16,14 +16,21 @@ export function createHttpApp(ctx: HttpContext): Express {
   app.set('query parser', 'simple');
 
   app.use((req: Request, res: Response, next: NextFunction) => {
+    const started = process.hrtime.bigint();
     res.setHeader('cache-control', 'no-store');
     res.on('finish', () => {
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-      ctx.metrics.requests.inc({
-        route,
+      const code = (res.locals['code'] as string | undefined) ?? '';
+      ctx.metrics.requests.inc({ route, method: req.method, status: String(res.statusCode), code });
+      // Access log: route patterns, never paths with ids or query strings.
+      const p = res.locals['principal'] as { agency: string; role: string } | undefined;
+      ctx.logger.info('request', {
         method: req.method,
-        status: String(res.statusCode),
-        code: (res.locals['code'] as string | undefined) ?? '',
+        route,
+        status: res.statusCode,
+        ...(code ? { code } : {}),
+        ms: Number(process.hrtime.bigint() - started) / 1e6,
+        ...(p ? { agency: p.agency, role: p.role } : {}),
       });
     });
     next();

@@ -478,6 +478,19 @@ describe('submission over mutual TLS (SPEC §3)', function () {
   });
 
   describe('afterwards', function () {
+    it('counted requests by code and accepted messages by type in /metrics', async function () {
+      const text = await (await fetch(`${t.gw.adminUrl}/metrics`)).text();
+      expect(text).to.match(/^casebridge_messages_accepted_total\{type="funds\.freeze"\} [1-9]/m);
+      expect(text).to.match(
+        /^casebridge_http_requests_total\{[^}]*status="403",code="NOT_PERMITTED"\} [1-9]/m,
+      );
+      expect(text).to.match(/^casebridge_messages_refused_total\{code="BAD_HEADER"\} [1-9]/m);
+      const health = await fetch(`${t.gw.adminUrl}/healthz`);
+      expect(health.status).to.equal(200);
+      const ready = await fetch(`${t.gw.adminUrl}/readyz`);
+      expect(ready.status).to.equal(200);
+    });
+
     it('kept personal data out of the operational log', function () {
       const all = t.logs.join('\n');
       expect(all).to.include('submission refused');
