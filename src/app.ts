@@ -228,6 +228,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     metrics,
     logger,
     maxBytes: config.maxBytes,
+    exportGrant: new Set(config.exportGrant),
     now,
     schemas: schemas.documents(),
   };

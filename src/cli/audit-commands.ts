@@ -1,7 +1,7 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { verifyBundle } from '../audit/verify.js';
+import { exitCodeFor, summarize, verifyBundleFile } from '../audit/bundle-file.js';
+import type { VerifyOptions } from '../audit/verify.js';
 import { call } from './client.js';
 import { CliError, EXIT } from './exit.js';
 
@@ -54,35 +54,71 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command('verify <bundle>')
-    .description('verify an export bundle offline: tree, checkpoints, signatures, chains')
+    .description(
+      'verify an export bundle offline: tree, checkpoints, signatures, chains (exit 0 only when all holds)',
+    )
+    .option(
+      '--vkey <vkey>',
+      "the log key you trust (signed-note vkey); default: the bundle header's",
+    )
+    .option('--trust <pem>', "the CA certificates you trust; default: the bundle header's anchors")
+    .option(
+      '--checkpoint <file>',
+      'a checkpoint kept from an earlier audit (repeatable)',
+      collect,
+      [],
+    )
     .option('--no-signatures', 'skip the per-message signature and certificate checks')
     .option('--json', 'print the full report as JSON')
-    .action(async (bundle: string, o: { signatures: boolean; json?: boolean }) => {
-      const input = createReadStream(bundle);
-      const opened = new Promise<void>((resolve, reject) => {
-        input.once('open', () => resolve());
-        input.once('error', reject);
-      });
-      try {
-        await opened;
-      } catch {
-        throw new CliError(EXIT.USAGE, `cannot read ${bundle}`);
-      }
-      const lines = createInterface({ input, crlfDelay: Infinity });
-      const report = await verifyBundle(lines, { checkSignatures: o.signatures });
-      if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-      if (!report.ok) {
-        const f = report.firstFailure;
-        const where = f?.index === undefined ? '' : ` at entry ${f.index}`;
-        throw new CliError(
-          EXIT.CHECK_FAILED,
-          `verification failed${where}: ${f?.reason ?? 'unknown'} ${f?.detail ?? ''}`.trim(),
-        );
-      }
-      if (!o.json) {
-        process.stdout.write(
-          `ok: ${report.entries} entries, ${report.checkpoints} checkpoints, ${report.messages} messages verified\n`,
-        );
-      }
-    });
+    .action(
+      async (
+        bundle: string,
+        o: {
+          vkey?: string;
+          trust?: string;
+          checkpoint: string[];
+          signatures: boolean;
+          json?: boolean;
+        },
+      ) => {
+        if (!existsSync(bundle)) throw new CliError(EXIT.USAGE, `cannot read ${bundle}`);
+        const opts: VerifyOptions = {
+          checkSignatures: o.signatures,
+          ...(o.vkey ? { vkey: o.vkey.trim() } : {}),
+          ...(o.trust
+            ? { trustAnchors: pemCertificates(readOrUsage(o.trust, 'trust bundle')) }
+            : {}),
+          ...(o.checkpoint.length > 0
+            ? { trustedCheckpoints: o.checkpoint.map((f) => readOrUsage(f, 'checkpoint')) }
+            : {}),
+        };
+        const report = await verifyBundleFile(bundle, opts);
+        if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+        else process.stdout.write(summarize(report) + '\n');
+        if (exitCodeFor(report) !== EXIT.OK) {
+          const f = report.firstFailure;
+          const where = f?.index === undefined ? '' : ` at entry ${f.index}`;
+          throw new CliError(
+            EXIT.CHECK_FAILED,
+            `verification failed${where}: ${f?.reason ?? 'unknown'}`,
+          );
+        }
+      },
+    );
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function readOrUsage(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    throw new CliError(EXIT.USAGE, `cannot read ${what} ${path}`);
+  }
+}
+
+function pemCertificates(pem: string): string[] {
+  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }

@@ -22,6 +22,8 @@ export interface Config {
   checkpointIntervalMs: number;
   /** Deliveries of one message before the broker dead-letters it. */
   deliveryLimit: number;
+  /** Agencies whose auditors may export message JWS (`/v1/audit/export?messages=true`). */
+  exportGrant: string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -69,6 +71,18 @@ function amqpUrl(env: Env): string | undefined {
   return v;
 }
 
+const AGENCY_ID = /^[A-Z]{2}(-[A-Z0-9]{1,12}){1,4}$/;
+
+function agencyList(env: Env, name: string): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return [];
+  const ids = raw.split(',').map((s) => s.trim());
+  for (const id of ids) {
+    if (!AGENCY_ID.test(id)) throw new ConfigError(name, `"${id}" is not an agency id`);
+  }
+  return ids;
+}
+
 /** Reads and validates the environment; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
   const logLevel = str(env, 'CASEBRIDGE_LOG_LEVEL', 'info');
@@ -99,5 +113,6 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel: logLevel as Config['logLevel'],
     checkpointIntervalMs: int(env, 'CASEBRIDGE_CHECKPOINT_MS', 500, 50, 1000),
     deliveryLimit: int(env, 'CASEBRIDGE_DELIVERY_LIMIT', 5, 1, 1000),
+    exportGrant: agencyList(env, 'CASEBRIDGE_EXPORT_GRANT'),
   };
 }

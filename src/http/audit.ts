@@ -1,9 +1,11 @@
+import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
+import { exportBundle, type BundleMessage } from '../audit/export.js';
 import { consistencyProof, inclusionProof } from '../audit/merkle.js';
 import { CasebridgeError } from '../errors.js';
 import { principalOf, requireRole } from './auth.js';
 import type { HttpContext } from './context.js';
-import { optInt, reqInt } from './params.js';
+import { optEnum, optInt, reqInt } from './params.js';
 
 const MAX_ENTRIES_PER_REQUEST = 10_000;
 const MAX_INDEX = Number.MAX_SAFE_INTEGER;
@@ -106,6 +108,54 @@ export function auditRoutes(ctx: HttpContext): Router {
       to,
       hashes: consistencyProof(from, to, ctx.store.nodes()).map((h) => h.toString('base64')),
     });
+  });
+
+  r.get('/v1/audit/export', async (req: Request, res: Response) => {
+    const auditor = requireRole(res, ['auditor'], 'the audit export');
+    const q = req.query as Record<string, unknown>;
+    const messages = optEnum(q, 'messages', ['true', 'false'] as const) === 'true';
+    if (messages && !ctx.exportGrant.has(auditor.agency)) {
+      throw new CasebridgeError(
+        'FORBIDDEN_ROLE',
+        'exporting message contents needs the export grant',
+      );
+    }
+    const start = optInt(q, 'start', 0, MAX_INDEX);
+    const end = optInt(q, 'end', 0, MAX_INDEX);
+    const lines = exportBundle(
+      {
+        store: ctx.store,
+        origin: ctx.log.origin,
+        vkey: ctx.log.vkey,
+        gatewayChain: ctx.gateway.chain.map((c) => c.toString()),
+        trustAnchors: ctx.trustAnchors().map((c) => c.toString()),
+        // Even with the grant, an auditor sees only its own agency's messages (SPEC §1.4).
+        messagesFor: (ids) => {
+          const out: BundleMessage[] = [];
+          for (const id of ids) {
+            const m = ctx.store.getMessage(id);
+            if (!m || (m.from !== auditor.agency && m.to !== auditor.agency)) continue;
+            const { receipt } = JSON.parse(m.response) as { receipt: string };
+            out.push({ id: m.id, jws: m.jws, receipt });
+          }
+          return out;
+        },
+      },
+      {
+        messages,
+        now: ctx.now,
+        ...(start === undefined ? {} : { start }),
+        ...(end === undefined ? {} : { end }),
+      },
+    );
+    // A bad range throws here (INVALID_PARAMETER), before any byte is sent.
+    const first = await lines.next();
+    res.status(200).type('application/x-ndjson');
+    res.setHeader('content-disposition', 'attachment; filename="casebridge-audit-export.ndjson"');
+    for (let next = first; !next.done; next = await lines.next()) {
+      if (!res.write(next.value + '\n')) await once(res, 'drain');
+    }
+    res.end();
   });
 
   return r;

@@ -22,6 +22,8 @@ export interface HttpContext {
   metrics: Metrics;
   logger: Logger;
   maxBytes: number;
+  /** Agencies whose auditors may export message contents (SPEC §6.4 `messages=true`). */
+  exportGrant: ReadonlySet<string>;
   now: () => Date;
   /** JSON Schema documents by file name, for the OpenAPI document. */
   schemas: Record<string, object>;

@@ -1,10 +1,16 @@
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { verifyCheckpoint } from '../../src/audit/checkpoint.js';
+import { verifyBundle } from '../../src/audit/verify.js';
 import { leafHash, verifyConsistency, verifyInclusion } from '../../src/audit/merkle.js';
 import { sampleEnvelope, SAMPLE_PERSONAL_STRINGS } from '../fixtures/envelopes.js';
 import {
   call,
   eventually,
+  writeTemp,
   identity,
   signAs,
   startTestGateway,
@@ -30,7 +36,7 @@ describe('audit log API (SPEC §6.4)', function () {
   const ids: string[] = [];
 
   before(async function () {
-    t = await startTestGateway();
+    t = await startTestGateway({ CASEBRIDGE_EXPORT_GRANT: A });
     [aSys, aAuditor, cSys] = await Promise.all([
       identity(A, 'system'),
       identity(A, 'auditor'),
@@ -170,6 +176,46 @@ describe('audit log API (SPEC §6.4)', function () {
     }
     const bad = await call(t.gw, aAuditor, 'GET', '/v1/audit/proof/consistency?from=5&to=2');
     expect(bad.json<{ code: string }>().code).to.equal('INVALID_PARAMETER');
+  });
+
+  it('exports a bundle that verifies offline, with message signatures, and flags a changed byte', async function () {
+    const res = await call(t.gw, aAuditor, 'GET', '/v1/audit/export?messages=true');
+    expect(res.status, res.text).to.equal(200);
+    expect(res.headers['content-type']).to.match(/^application\/x-ndjson/);
+    const lines = res.text.trim().split('\n');
+    const kinds = lines.map((l) => (JSON.parse(l) as { kind: string }).kind);
+    expect(kinds[0]).to.equal('casebridge-audit-export');
+    expect(kinds.filter((k) => k === 'message').length).to.be.at.least(ids.length);
+    const report = await verifyBundle(lines, { checkSignatures: true });
+    expect(report.ok, JSON.stringify(report.firstFailure)).to.equal(true);
+    expect(report.messages).to.be.at.least(ids.length);
+
+    // The CLI verifies the same file; one changed byte in an entry fails it, naming the index.
+    const main = join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist/src/cli/main.js');
+    const file = writeTemp('bundle.ndjson', res.text);
+    const ok = spawnSync(process.execPath, [main, 'audit', 'verify', file], { encoding: 'utf8' });
+    expect(ok.status, ok.stderr).to.equal(0);
+    const target = lines.findIndex((l) => l.includes('"kind":"entry"') && l.includes('"index":5,'));
+    const entry = JSON.parse(lines[target]!) as { leaf: string };
+    const bytes = Buffer.from(entry.leaf, 'base64');
+    bytes[bytes.length - 3]! ^= 0x01;
+    const tampered = [...lines];
+    tampered[target] = lines[target]!.replace(entry.leaf, bytes.toString('base64'));
+    writeFileSync(file, tampered.join('\n') + '\n');
+    const bad = spawnSync(process.execPath, [main, 'audit', 'verify', file], { encoding: 'utf8' });
+    expect(bad.status).to.equal(1);
+    expect(bad.stderr).to.include('entry 5');
+  });
+
+  it('refuses the export with messages to auditors without the grant, and to agencies', async function () {
+    const other = await identity('VN-LS', 'auditor');
+    const noGrant = await call(t.gw, other, 'GET', '/v1/audit/export?messages=true');
+    expect(noGrant.status).to.equal(403);
+    expect(noGrant.json<{ code: string }>().code).to.equal('FORBIDDEN_ROLE');
+    expect((await call(t.gw, other, 'GET', '/v1/audit/export')).status).to.equal(200);
+    expect((await call(t.gw, aSys, 'GET', '/v1/audit/export')).status).to.equal(403);
+    const badRange = await call(t.gw, aAuditor, 'GET', '/v1/audit/export?start=99999');
+    expect(badRange.json<{ code: string }>().code).to.equal('INVALID_PARAMETER');
   });
 
   it('records the lifecycle of every message in order', function () {
