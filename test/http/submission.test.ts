@@ -478,6 +478,16 @@ describe('submission over mutual TLS (SPEC §3)', function () {
   });
 
   describe('afterwards', function () {
+    it('kept personal data out of every audit entry', function () {
+      const all = t.gw.store
+        .entries(0, t.gw.store.treeSize())
+        .map((e) => e.bytes.toString('utf8'))
+        .join('\n');
+      expect(all).to.include('"message.accepted"');
+      expect(all).to.include('"type":"suspect.handover"');
+      for (const s of SAMPLE_PERSONAL_STRINGS) expect(all).not.to.include(s);
+    });
+
     it('counted requests by code and accepted messages by type in /metrics', async function () {
       const text = await (await fetch(`${t.gw.adminUrl}/metrics`)).text();
       expect(text).to.match(/^casebridge_messages_accepted_total\{type="funds\.freeze"\} [1-9]/m);
