@@ -249,7 +249,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     });
   }
 
-  await transport.start();
+  try {
+    await transport.start();
+  } catch (e) {
+    // A broker that refuses our topology stops the start; nothing is left open.
+    store.close();
+    throw e;
+  }
   checkpointer.start();
 
   const app = createHttpApp(ctx);

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../errors.js';
+import { TopologyError } from '../transport/index.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { CliError, EXIT } from './exit.js';
 import { registerMessageCommands } from './message-commands.js';
@@ -39,6 +40,11 @@ function exitCodeFor(e: unknown): number {
   }
   if (e instanceof ConfigError) {
     process.stderr.write(`casebridge: configuration: ${e.message}\n`);
+    return EXIT.USAGE;
+  }
+  if (e instanceof TopologyError) {
+    // The broker holds a different topology than SPEC §5.2: an operator must decide.
+    process.stderr.write(`casebridge: broker topology: ${e.message}\n`);
     return EXIT.USAGE;
   }
   process.stderr.write(`casebridge: ${e instanceof Error ? e.message : String(e)}\n`);
