@@ -18,7 +18,8 @@ import { inclusionProof, leafHash, rootHash } from '../src/audit/merkle.js';
 import { signCheckpoint } from '../src/audit/checkpoint.js';
 import type { AuditActor } from '../src/audit/types.js';
 import { digestOf } from '../src/envelope/jws.js';
-import { signMessage, signReceipt } from '../src/envelope/sign.js';
+import { signMessage } from '../src/envelope/sign.js';
+import { receiptMaker } from '../src/submission/submit.js';
 import { generateDevPki } from '../src/pki/dev-pki.js';
 import { parsePemChain } from '../src/pki/pem.js';
 import { SqliteStore } from '../src/store/index.js';
@@ -76,19 +77,7 @@ export async function benchAuditVerify(opts: { entries: number }): Promise<Recor
         ids.push(env.id);
         return store.accept(
           { id: env.id, digest, jws, envelope: env, actor },
-          (logIndex, acceptedAt) =>
-            signReceipt(
-              {
-                messageId: env.id,
-                digest,
-                logIndex,
-                acceptedAt,
-                from: env.from,
-                to: env.to,
-                type: env.type,
-              },
-              gateway,
-            ),
+          receiptMaker(env, digest, gateway),
         );
       });
       await Promise.all(accepted);

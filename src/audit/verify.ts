@@ -17,7 +17,7 @@
  * bundle format does not carry. Failures are data (`VerifyFailure`), never thrown.
  */
 import { createHash } from 'node:crypto';
-import { MESSAGE_TYP, RECEIPT_TYP } from '../envelope/types.js';
+import { MESSAGE_TYP, RECEIPT_TYP, type ReceiptPayload } from '../envelope/types.js';
 import type { AuditEntry } from './types.js';
 import { BUNDLE_KIND, BUNDLE_VERSION, type BundleHeader } from './bundle.js';
 import { parseEntry } from './entry.js';
@@ -857,15 +857,8 @@ function unverifiedPayload(jws: string): unknown {
   return parseJson(Buffer.from(parts[1] as string, 'base64url'));
 }
 
-interface ReceiptFields {
-  messageId: string;
-  digest: string;
-  logIndex: number;
-  acceptedAt: string;
-  from: string;
-  to: string;
-  type: string;
-}
+/** SPEC §3 receipt members; `type` is read as any string, the verifier compares it. */
+type ReceiptFields = Omit<ReceiptPayload, 'type'> & { type: string };
 
 function receiptPayload(jws: string): ReceiptFields | undefined {
   const p = unverifiedPayload(jws);
