@@ -1,0 +1,275 @@
+/**
+ * Shared pieces of the fault tests: a keep-alive HTTPS client with a client
+ * certificate, a bounded worker pool, a free-port finder, a read-only view of a
+ * gateway's SQLite file, and the exactly-once assertions every fault test ends with.
+ */
+import assert from 'node:assert/strict';
+import { createPrivateKey, type KeyObject, type X509Certificate } from 'node:crypto';
+import { Agent, request } from 'node:https';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { parseEntry } from '../../src/audit/entry.js';
+import type { AuditEntry, StoredEntry } from '../../src/audit/types.js';
+import { signMessage } from '../../src/envelope/sign.js';
+import type { Envelope } from '../../src/envelope/types.js';
+import { parsePemChain } from '../../src/pki/pem.js';
+import type { Checkpoint } from '../../src/store/types.js';
+import type { Identity } from '../helpers/gateway.js';
+
+export const FROM = 'CN-GX-CZ';
+export const TO = 'VN-LS';
+
+// ---- signing --------------------------------------------------------------
+
+/** Signs envelopes as `who`, parsing the key and chain once (signAs parses them per call). */
+export function signer(who: Identity): (env: Envelope) => string {
+  const key: KeyObject = createPrivateKey(who.key);
+  const chain: X509Certificate[] = parsePemChain(who.cert);
+  return (env) => signMessage(env, { key, chain });
+}
+
+// ---- HTTP -----------------------------------------------------------------
+
+export interface Reply {
+  status: number;
+  text: string;
+}
+
+export interface KeepAliveClient {
+  /** POST /v1/messages; rejects on any transport error (reset, refused, timeout). */
+  submit(jws: string): Promise<Reply>;
+  close(): void;
+}
+
+/**
+ * Many requests over a few keep-alive TLS connections with `who`'s client
+ * certificate, so a fault test measures the gateway, not TLS handshakes.
+ */
+export function keepAliveClient(
+  baseUrl: string,
+  who: Identity,
+  ca: string,
+  maxSockets = 16,
+  timeoutMs = 15_000,
+): KeepAliveClient {
+  const agent = new Agent({ keepAlive: true, maxSockets, cert: who.cert, key: who.key, ca });
+  const url = new URL('/v1/messages', baseUrl);
+  return {
+    submit(jws: string) {
+      return new Promise<Reply>((resolve, reject) => {
+        const req = request(
+          url,
+          {
+            method: 'POST',
+            agent,
+            servername: 'localhost',
+            headers: {
+              'content-type': 'application/jose',
+              'content-length': Buffer.byteLength(jws),
+            },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('error', reject);
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                text: Buffer.concat(chunks).toString('utf8'),
+              }),
+            );
+          },
+        );
+        req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+        req.on('error', reject);
+        req.end(jws);
+      });
+    },
+    close() {
+      agent.destroy();
+    },
+  };
+}
+
+/** Runs `fn` over `items` with at most `concurrency` at a time; rejects on the first failure. */
+export async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}
+
+/** A TCP port nobody listens on right now (bind 0, read it, release it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ---- the store, read from outside ----------------------------------------
+
+export interface StoreSnapshot {
+  /** id → status and log index of every stored message. */
+  messages: Map<
+    string,
+    { status: string; logIndex: number; digest: string; jws: string; response: string }
+  >;
+  /** id → number of rows in `deliveries`. */
+  deliveries: Map<string, number>;
+  /** Every audit entry, index order, as stored. */
+  entries: StoredEntry[];
+  checkpoints: Checkpoint[];
+  outbox: number;
+}
+
+/** Opens the gateway's SQLite file read-only and reads everything the assertions need. */
+export function readStoreFile(dataDir: string): StoreSnapshot {
+  const db = new Database(join(dataDir, 'casebridge.sqlite'), {
+    readonly: true,
+    fileMustExist: true,
+  });
+  try {
+    const messages = new Map<
+      string,
+      { status: string; logIndex: number; digest: string; jws: string; response: string }
+    >();
+    for (const r of db
+      .prepare('SELECT id, status, log_index, digest, jws, response FROM messages')
+      .all() as {
+      id: string;
+      status: string;
+      log_index: number;
+      digest: string;
+      jws: string;
+      response: string;
+    }[]) {
+      messages.set(r.id, {
+        status: r.status,
+        logIndex: r.log_index,
+        digest: r.digest,
+        jws: r.jws,
+        response: r.response,
+      });
+    }
+    const deliveries = new Map<string, number>();
+    for (const r of db
+      .prepare('SELECT message_id, COUNT(*) AS n FROM deliveries GROUP BY message_id')
+      .all() as { message_id: string; n: number }[]) {
+      deliveries.set(r.message_id, r.n);
+    }
+    const entries = (
+      db.prepare('SELECT idx, entry FROM audit_entries ORDER BY idx').all() as {
+        idx: number;
+        entry: Buffer;
+      }[]
+    ).map((r) => ({ index: r.idx, bytes: r.entry }));
+    const checkpoints = (
+      db.prepare('SELECT size, root, note, signed_at FROM checkpoints ORDER BY size').all() as {
+        size: number;
+        root: Buffer;
+        note: string;
+        signed_at: string;
+      }[]
+    ).map((r) => ({ size: r.size, root: r.root, text: r.note, signedAt: r.signed_at }));
+    const outbox = (db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n;
+    return { messages, deliveries, entries, checkpoints, outbox };
+  } finally {
+    db.close();
+  }
+}
+
+/** Delivery rows in the file right now (cheap; for polling while a gateway runs). */
+export function countDeliveries(dataDir: string): number {
+  const db = new Database(join(dataDir, 'casebridge.sqlite'), {
+    readonly: true,
+    fileMustExist: true,
+  });
+  try {
+    return (db.prepare('SELECT COUNT(*) AS n FROM deliveries').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+// ---- exactly-once assertions ---------------------------------------------
+
+export function parseEntries(stored: readonly StoredEntry[]): AuditEntry[] {
+  return stored.map((e) => parseEntry(e.bytes));
+}
+
+/** event → (message id → how many entries). */
+export function eventCounts(entries: readonly AuditEntry[]): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>();
+  for (const e of entries) {
+    if (e.messageId === undefined) continue;
+    let m = out.get(e.event);
+    if (!m) out.set(e.event, (m = new Map()));
+    m.set(e.messageId, (m.get(e.messageId) ?? 0) + 1);
+  }
+  return out;
+}
+
+/** The log's indexes are exactly 0..n-1, in order, and each entry says so itself. */
+export function assertContiguous(
+  stored: readonly StoredEntry[],
+  entries: readonly AuditEntry[],
+): void {
+  stored.forEach((s, i) =>
+    assert.equal(s.index, i, `stored entry at position ${i} has index ${s.index}`),
+  );
+  entries.forEach((e, i) =>
+    assert.equal(e.index, i, `entry at position ${i} says index ${e.index}`),
+  );
+}
+
+/**
+ * Every id in `ids` reached 'delivered' exactly once: one `deliveries` row, one
+ * `message.accepted`, `message.queued` and `message.delivered` entry each; and no
+ * message the test does not know about was accepted.
+ */
+export function assertExactlyOnce(
+  ids: ReadonlySet<string>,
+  snap: Pick<StoreSnapshot, 'messages' | 'deliveries'>,
+  entries: readonly AuditEntry[],
+): void {
+  const counts = eventCounts(entries);
+  const problems: string[] = [];
+  for (const id of ids) {
+    const m = snap.messages.get(id);
+    if (!m) {
+      problems.push(`${id}: not stored (lost)`);
+      continue;
+    }
+    if (m.status !== 'delivered') problems.push(`${id}: status ${m.status}`);
+    const d = snap.deliveries.get(id) ?? 0;
+    if (d !== 1) problems.push(`${id}: ${d} delivery rows`);
+    for (const ev of ['message.accepted', 'message.queued', 'message.delivered']) {
+      const n = counts.get(ev)?.get(id) ?? 0;
+      if (n !== 1) problems.push(`${id}: ${n} × ${ev}`);
+    }
+  }
+  for (const id of snap.messages.keys())
+    if (!ids.has(id)) problems.push(`${id}: stored but never submitted by the test`);
+  for (const [ev, m] of counts) {
+    for (const id of m.keys()) if (!ids.has(id)) problems.push(`${id}: ${ev} for an unknown id`);
+  }
+  assert.deepEqual(problems.slice(0, 20), [], `${problems.length} exactly-once violations`);
+  assert.equal(snap.deliveries.size, ids.size, 'one delivery row per message, no more');
+}
