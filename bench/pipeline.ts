@@ -10,7 +10,8 @@
  *   history → p50/p99.
  *
  * `node dist/bench/pipeline.js [messages]` runs it alone; bench/run.ts calls
- * `benchPipeline`.
+ * `benchPipeline`. For diagnosis: BENCH_EMBEDDED=1 runs the gateway without the
+ * broker (same clients), BENCH_CONNECTIONS sets the client concurrency.
  */
 import { Agent, request } from 'node:https';
 import { rmSync } from 'node:fs';
@@ -36,7 +37,7 @@ import { signer } from '../test/faults/support.js';
 const FROM = 'CN-GX-CZ';
 const TO = 'VN-LS';
 const BASELINE_IN_FLIGHT = 256;
-const CLIENT_CONNECTIONS = 64;
+const CLIENT_CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 64);
 const WARMUP = 256;
 
 export interface PipelineOptions {
@@ -205,7 +206,9 @@ export async function benchPipeline(opts: PipelineOptions): Promise<Record<strin
   );
 
   const vhost = await createTestVhost();
-  const env = await testEnv({ CASEBRIDGE_AMQP_URL: vhost.url });
+  const env = await testEnv(
+    process.env['BENCH_EMBEDDED'] === '1' ? {} : { CASEBRIDGE_AMQP_URL: vhost.url },
+  );
   // Production logs at info as JSON; formatting is kept, the bytes are dropped.
   const logger = winston.createLogger({
     level: 'info',

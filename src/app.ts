@@ -149,10 +149,16 @@ function listen(server: Server | HttpsServer, port: number, host: string): Promi
   });
 }
 
-function close(server: Server | HttpsServer): Promise<void> {
+/** Stops accepting, lets requests in flight finish (up to `graceMs`), then cuts what is left. */
+function close(server: Server | HttpsServer, graceMs = 5000): Promise<void> {
   return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections?.();
+    const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
+    deadline.unref();
+    server.close(() => {
+      clearTimeout(deadline);
+      resolve();
+    });
+    server.closeIdleConnections();
   });
 }
 

@@ -11,7 +11,8 @@
  *
  * No CRLs travel in a bundle: revocation is not checked here (see docs/auditing.md).
  */
-import { X509Certificate, constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import { verifyCompactJws } from '../envelope/jws.js';
 import { ALLOWED_ALGS, type AllowedAlg } from '../envelope/types.js';
 
 export type ChainProblem = 'malformed' | 'untrusted' | 'expired' | 'not-yet-valid';
@@ -73,75 +74,6 @@ function decodeProtectedHeader(jws: string): Record<string, unknown> | undefined
   } catch {
     return undefined;
   }
-}
-
-/** Does `key` suit `alg` (RFC 7518 §3.1, RFC 8037 §3.1; RSA at least 2048 bits as jose requires)? */
-function keyFits(alg: AllowedAlg, key: KeyObject): boolean {
-  const details = key.asymmetricKeyDetails;
-  switch (alg) {
-    case 'ES256':
-      return key.asymmetricKeyType === 'ec' && details?.namedCurve === 'prime256v1';
-    case 'ES384':
-      return key.asymmetricKeyType === 'ec' && details?.namedCurve === 'secp384r1';
-    case 'PS256':
-      return (
-        (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') &&
-        (details?.modulusLength ?? 0) >= 2048
-      );
-    case 'EdDSA':
-      return key.asymmetricKeyType === 'ed25519' || key.asymmetricKeyType === 'ed448';
-  }
-}
-
-const B64URL_RE = /^[A-Za-z0-9_-]*$/;
-
-/**
- * RFC 7515 §5.2 for one compact JWS whose header `alg` is already allowed:
- * returns the payload when the signature over `header.payload` verifies.
- */
-export function verifyCompactJws(
-  jws: string,
-  key: KeyObject,
-  alg: AllowedAlg,
-): Uint8Array | undefined {
-  const parts = jws.split('.');
-  if (parts.length !== 3 || !parts.every((p) => B64URL_RE.test(p)) || !keyFits(alg, key))
-    return undefined;
-  const [h, p, s] = parts as [string, string, string];
-  const input = Buffer.from(`${h}.${p}`, 'ascii');
-  const signature = Buffer.from(s, 'base64url');
-  let ok: boolean;
-  try {
-    switch (alg) {
-      case 'ES256':
-      case 'ES384':
-        // RFC 7518 §3.4: R || S, fixed width.
-        ok =
-          signature.length === (alg === 'ES256' ? 64 : 96) &&
-          cryptoVerify(
-            alg === 'ES256' ? 'sha256' : 'sha384',
-            input,
-            { key, dsaEncoding: 'ieee-p1363' },
-            signature,
-          );
-        break;
-      case 'PS256':
-        // RFC 7518 §3.5: MGF1 with SHA-256, salt as long as the hash.
-        ok = cryptoVerify(
-          'sha256',
-          input,
-          { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 },
-          signature,
-        );
-        break;
-      case 'EdDSA':
-        ok = cryptoVerify(null, input, key, signature);
-        break;
-    }
-  } catch {
-    ok = false;
-  }
-  return ok ? Buffer.from(p, 'base64url') : undefined;
 }
 
 export class SignatureChecker {

@@ -1,8 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
-import { compactVerify, errors as joseErrors } from 'jose';
 import type { ChainFailure, Principal } from '../pki/types.js';
 import { CasebridgeError, type ValidationIssue } from '../errors.js';
-import { digestOf, splitCompact } from './jws.js';
+import { digestOf, splitCompact, verifyCompactJws } from './jws.js';
 import { ALLOWED_ALGS, MESSAGE_TYP, type AllowedAlg, type Envelope } from './types.js';
 
 /** What the envelope checks need from the outside world; injected, so this stays pure. */
@@ -31,7 +30,7 @@ const MAX_CHAIN = 8;
  * The message checks of SPEC §3 that need nothing but the JWS itself, in the
  * SPEC's order: syntax, header rules, signer certificate, signature, schema.
  */
-export async function verifyMessageJws(jws: string, deps: VerifyDeps): Promise<VerifiedMessage> {
+export function verifyMessageJws(jws: string, deps: VerifyDeps): VerifiedMessage {
   const parts = splitCompact(jws);
   const header = parseObject(deps, parts.protectedB64, 'protected header');
   const payloadText = Buffer.from(parts.payloadB64, 'base64url').toString('utf8');
@@ -50,19 +49,11 @@ export async function verifyMessageJws(jws: string, deps: VerifyDeps): Promise<V
     });
   }
 
-  try {
-    await compactVerify(jws, signer.certificate.publicKey, { algorithms: [alg] });
-  } catch (e) {
-    if (e instanceof joseErrors.JOSEError) {
-      throw new CasebridgeError(
-        'SIGNATURE_INVALID',
-        'the signature does not verify with the x5c leaf key',
-        {
-          cause: e,
-        },
-      );
-    }
-    throw e;
+  if (verifyCompactJws(jws, signer.certificate.publicKey, alg) === undefined) {
+    throw new CasebridgeError(
+      'SIGNATURE_INVALID',
+      'the signature does not verify with the x5c leaf key',
+    );
   }
 
   const issues = deps.validateEnvelope(payload);

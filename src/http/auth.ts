@@ -6,8 +6,23 @@ import type { Principal, Role } from '../pki/types.js';
 /** Verifies a TLS peer's chain (DER, leaf first); throws an error with `failure` on refusal. */
 export type ChainVerifier = (chain: Buffer[], at: Date) => Principal;
 
+/**
+ * The chain a TLS connection presented cannot change during the connection, so it
+ * is read once per socket; the verdict is still computed per request (CRL reloads).
+ */
+const chains = new WeakMap<TLSSocket, Buffer[]>();
+
 /** The certificates the TLS client presented, leaf first, as DER. */
 export function peerChain(socket: TLSSocket): Buffer[] {
+  let chain = chains.get(socket);
+  if (chain === undefined) {
+    chain = readPeerChain(socket);
+    chains.set(socket, chain);
+  }
+  return chain;
+}
+
+function readPeerChain(socket: TLSSocket): Buffer[] {
   // Without a client certificate Node returns an empty object.
   const leaf: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
   if (!leaf || !leaf.raw) return [];

@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   attempts        INTEGER NOT NULL DEFAULT 0,
   last_error      TEXT
 );
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at, seq);
+CREATE INDEX IF NOT EXISTS outbox_retry ON outbox (seq) WHERE attempts > 0;
 
 -- One row per message that reached its recipient's inbox: the consumer's dedupe key.
 CREATE TABLE IF NOT EXISTS deliveries (

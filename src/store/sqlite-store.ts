@@ -61,6 +61,37 @@ interface MessageRow {
   response: string;
 }
 
+const OUTBOX_RESCAN_MS = 5000;
+const OUTBOX_COLUMNS = `o.seq, o.message_id, o.attempts, m.jws, m.digest, m.log_index, m.from_agency,
+  m.to_agency, m.type, m.accepted_at`;
+
+interface OutboxRow {
+  seq: number;
+  message_id: string;
+  attempts: number;
+  jws: string;
+  digest: string;
+  log_index: number;
+  from_agency: string;
+  to_agency: string;
+  type: string;
+  accepted_at: string;
+}
+
+function toOutboxItem(r: OutboxRow): OutboxItem {
+  return {
+    messageId: r.message_id,
+    jws: r.jws,
+    digest: r.digest,
+    logIndex: r.log_index,
+    from: r.from_agency,
+    to: r.to_agency,
+    type: r.type as MessageType,
+    acceptedAt: r.accepted_at,
+    attempts: r.attempts,
+  };
+}
+
 interface PendingWrite {
   run: () => unknown;
   resolve: (v: unknown) => void;
@@ -77,6 +108,9 @@ export class SqliteStore implements Store {
   private flushScheduled = false;
   private readonly nodeSource: NodeSource;
   private readonly stmt: ReturnType<SqliteStore['prepare']>;
+  /** Highest outbox seq handed out since the last full scan (see dueOutbox). */
+  private outboxCursor = 0;
+  private outboxScanAt = 0;
 
   constructor(opts: SqliteStoreOptions) {
     mkdirSync(opts.dataDir, { recursive: true });
@@ -129,11 +163,12 @@ export class SqliteStore implements Store {
       ),
       insertOutbox: db.prepare('INSERT INTO outbox (message_id, next_attempt_at) VALUES (?, ?)'),
       deleteOutbox: db.prepare('DELETE FROM outbox WHERE message_id = ?'),
-      dueOutbox:
-        db.prepare(`SELECT o.message_id, o.attempts, m.jws, m.digest, m.log_index, m.from_agency,
-          m.to_agency, m.type, m.accepted_at
+      dueFresh: db.prepare(`SELECT ${OUTBOX_COLUMNS}
         FROM outbox o JOIN messages m ON m.id = o.message_id
-        WHERE o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`),
+        WHERE o.seq > ? AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`),
+      dueRetries: db.prepare(`SELECT ${OUTBOX_COLUMNS}
+        FROM outbox o JOIN messages m ON m.id = o.message_id
+        WHERE o.seq <= ? AND o.attempts > 0 AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`),
       reschedule: db.prepare(
         'UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ? WHERE message_id = ?',
       ),
@@ -457,33 +492,40 @@ export class SqliteStore implements Store {
 
   // ---- outbox and inbox ports --------------------------------------------
 
+  /**
+   * Rows due for a publish attempt. Fresh rows are read from a cursor past the
+   * ones already handed out, so a busy relay reads each JWS once instead of
+   * re-reading (and discarding) its whole in-flight window on every call; rows
+   * rescheduled after a failure come back when due. Every few seconds the cursor
+   * restarts at 0, so a row a caller dropped without rescheduling is found again.
+   */
   dueOutbox(limit: number, now: Date, exclude: ReadonlySet<string>): OutboxItem[] {
-    const rows = this.stmt.dueOutbox.all(now.getTime(), limit + exclude.size) as {
-      message_id: string;
-      attempts: number;
-      jws: string;
-      digest: string;
-      log_index: number;
-      from_agency: string;
-      to_agency: string;
-      type: string;
-      accepted_at: string;
-    }[];
+    const t = now.getTime();
+    if (t - this.outboxScanAt >= OUTBOX_RESCAN_MS || t < this.outboxScanAt) {
+      this.outboxCursor = 0;
+      this.outboxScanAt = t;
+    }
     const out: OutboxItem[] = [];
-    for (const r of rows) {
-      if (exclude.has(r.message_id)) continue;
-      out.push({
-        messageId: r.message_id,
-        jws: r.jws,
-        digest: r.digest,
-        logIndex: r.log_index,
-        from: r.from_agency,
-        to: r.to_agency,
-        type: r.type as MessageType,
-        acceptedAt: r.accepted_at,
-        attempts: r.attempts,
-      });
-      if (out.length === limit) break;
+    const take = (rows: OutboxRow[], advance: boolean) => {
+      for (const r of rows) {
+        if (out.length === limit) return;
+        if (advance) this.outboxCursor = Math.max(this.outboxCursor, r.seq);
+        if (!exclude.has(r.message_id)) out.push(toOutboxItem(r));
+      }
+    };
+    if (this.outboxCursor > 0) {
+      take(
+        this.stmt.dueRetries.all(this.outboxCursor, t, limit + exclude.size) as OutboxRow[],
+        false,
+      );
+    }
+    if (out.length < limit) {
+      // After a restart of the scan, rows in flight come first and are skipped.
+      const extra = this.outboxCursor === 0 ? exclude.size : 0;
+      take(
+        this.stmt.dueFresh.all(this.outboxCursor, t, limit - out.length + extra) as OutboxRow[],
+        true,
+      );
     }
     return out;
   }

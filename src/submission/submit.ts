@@ -64,7 +64,7 @@ export async function submitMessage(
   client: Principal,
   deps: SubmissionDeps,
 ): Promise<SubmitResult> {
-  const { envelope: env, signer, digest } = await verifyMessageJws(jws, deps);
+  const { envelope: env, signer, digest } = verifyMessageJws(jws, deps);
 
   if (env.to === env.from) {
     throw new CasebridgeError('SCHEMA_INVALID', 'to must differ from from', {

@@ -28,6 +28,8 @@ export const JOSE_CONTENT_TYPE = 'application/jose';
 export const HEADER_DIGEST = 'x-casebridge-digest';
 export const HEADER_LOG_INDEX = 'x-casebridge-log-index';
 export const HEADER_FROM = 'x-casebridge-from';
+/** The relay reads the outbox again only when at least this many slots are free (or none are in flight). */
+const REFILL_MIN = 32;
 
 export interface AmqpRelayOptions {
   url: string;
@@ -80,6 +82,9 @@ export class AmqpRelay {
   private markRun: Promise<void> | undefined;
   private awaitingDrain = false;
   private pumping = false;
+  private kickScheduled = false;
+  /** Rows read from the outbox but not yet published (the channel asked us to wait). */
+  private backlog: OutboxItem[] = [];
   private pumpAgain = false;
   private stopping = false;
   private poller: NodeJS.Timeout | undefined;
@@ -159,14 +164,22 @@ export class AmqpRelay {
     await this.link.stop();
   }
 
-  /** Wake the relay now (the acceptance path calls this after a commit). */
+  /**
+   * Wake the relay (the acceptance path calls this after a commit). Kicks within
+   * one event-loop turn share one pump: many accepts and confirms, one outbox read.
+   */
   kick(): void {
-    if (this.stopping) return;
-    if (this.pumping) {
-      this.pumpAgain = true;
-      return;
-    }
-    this.pump();
+    if (this.stopping || this.kickScheduled) return;
+    this.kickScheduled = true;
+    setImmediate(() => {
+      this.kickScheduled = false;
+      if (this.stopping) return;
+      if (this.pumping) {
+        this.pumpAgain = true;
+        return;
+      }
+      this.pump();
+    });
   }
 
   // --- channel lifecycle -------------------------------------------------
@@ -239,28 +252,38 @@ export class AmqpRelay {
       const room = this.limit - this.pending.size;
       if (room <= 0) return;
       let items: OutboxItem[];
-      try {
-        items = this.outbox.dueOutbox(room, this.now(), this.held());
-      } catch (err) {
-        this.logger.error('outbox read failed', { component: 'relay', error: errorText(err) });
-        return;
+      if (this.backlog.length > 0) {
+        items = this.backlog.splice(0, room);
+      } else {
+        // Refill in useful amounts: one read for many free slots, not one per confirm.
+        if (room < Math.min(REFILL_MIN, this.limit) && this.pending.size > 0) return;
+        try {
+          items = this.outbox.dueOutbox(room, this.now(), this.held());
+        } catch (err) {
+          this.logger.error('outbox read failed', { component: 'relay', error: errorText(err) });
+          return;
+        }
       }
       if (items.length === 0) return;
-      for (const item of items) {
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]!;
         if (
           this.pending.has(item.messageId) ||
           this.acked.has(item.messageId) ||
           this.marking.has(item.messageId)
         )
           continue;
-        if (!this.publishOne(ch, item)) return;
+        if (!this.publishOne(ch, item)) {
+          this.backlog.unshift(...items.slice(i + 1));
+          return;
+        }
       }
     }
   }
 
-  /** Ids the outbox must not hand out again: in flight, or acked and not yet marked. */
   private held(): Set<string> {
     const s = new Set(this.pending.keys());
+    for (const item of this.backlog) s.add(item.messageId);
     for (const id of this.acked) s.add(id);
     for (const id of this.marking) s.add(id);
     return s;

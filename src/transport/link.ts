@@ -55,6 +55,9 @@ export class BrokerLink {
   ) {}
 
   async start(): Promise<LinkStart> {
+    // A link may be started again after stop().
+    this.stopped = false;
+    this.fatal = undefined;
     const { url, connectTimeoutMs } = this.opts;
     const result = new Promise<LinkStart>((resolve, reject) => {
       this.startWaiter = { resolve, reject };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { constants, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { CompactSign, compactVerify } from 'jose';
-import { verifyCompactJws } from '../../src/audit/signatures.js';
+import { verifyCompactJws } from '../../src/envelope/jws.js';
 import { ALLOWED_ALGS, type AllowedAlg } from '../../src/envelope/types.js';
 
 function keyPair(alg: AllowedAlg): { privateKey: KeyObject; publicKey: KeyObject } {
