@@ -14,8 +14,7 @@ CREATE TABLE IF NOT EXISTS messages (
   seq            INTEGER PRIMARY KEY AUTOINCREMENT,
   id             TEXT NOT NULL UNIQUE,
   digest         TEXT NOT NULL,
-  jws            TEXT NOT NULL,
-  envelope       TEXT NOT NULL,
+  case_ref       TEXT NOT NULL,
   type           TEXT NOT NULL,
   from_agency    TEXT NOT NULL,
   to_agency      TEXT NOT NULL,
@@ -30,12 +29,19 @@ CREATE TABLE IF NOT EXISTS messages (
   status         TEXT NOT NULL,
   -- Set once an officer has decided; status then holds the decision.
   decision       TEXT,
-  claimed_by     TEXT,
-  response       TEXT NOT NULL
+  claimed_by     TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_received ON messages (to_agency, priority_rank, respond_by_key, seq);
 CREATE INDEX IF NOT EXISTS messages_sent ON messages (from_agency, priority_rank, respond_by_key, seq);
 CREATE INDEX IF NOT EXISTS messages_reply ON messages (in_reply_to);
+
+-- The bytes of a message, written once: status changes rewrite only the small row above.
+-- The envelope is the JWS payload and is not stored twice.
+CREATE TABLE IF NOT EXISTS message_bodies (
+  seq      INTEGER PRIMARY KEY,
+  jws      TEXT NOT NULL,
+  response TEXT NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS message_history (
   message_id     TEXT NOT NULL,

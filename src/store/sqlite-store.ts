@@ -38,12 +38,12 @@ export interface SqliteStoreOptions {
   maxBatch?: number;
 }
 
+/** The small, mutable row of a message; its bytes live in message_bodies. */
 interface MessageRow {
   seq: number;
   id: string;
   digest: string;
-  jws: string;
-  envelope: string;
+  case_ref: string;
   type: string;
   from_agency: string;
   to_agency: string;
@@ -58,12 +58,20 @@ interface MessageRow {
   status: string;
   decision: string | null;
   claimed_by: string | null;
+}
+
+interface FullRow extends MessageRow {
+  jws: string;
   response: string;
 }
 
+/** Columns of a message with its body. */
+const FULL = 'm.*, b.jws, b.response FROM messages m JOIN message_bodies b ON b.seq = m.seq';
+
 const OUTBOX_RESCAN_MS = 5000;
-const OUTBOX_COLUMNS = `o.seq, o.message_id, o.attempts, m.jws, m.digest, m.log_index, m.from_agency,
+const OUTBOX_COLUMNS = `o.seq, o.message_id, o.attempts, b.jws, m.digest, m.log_index, m.from_agency,
   m.to_agency, m.type, m.accepted_at`;
+const OUTBOX_FROM = `outbox o JOIN messages m ON m.id = o.message_id JOIN message_bodies b ON b.seq = m.seq`;
 
 interface OutboxRow {
   seq: number;
@@ -105,6 +113,7 @@ export class SqliteStore implements Store {
   private readonly maxBatch: number;
   private size: number;
   private pending: PendingWrite[] = [];
+  private closed = false;
   private flushScheduled = false;
   private readonly nodeSource: NodeSource;
   private readonly stmt: ReturnType<SqliteStore['prepare']>;
@@ -148,12 +157,15 @@ export class SqliteStore implements Store {
       entries: db.prepare(
         'SELECT idx, entry FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx',
       ),
-      getMessage: db.prepare('SELECT * FROM messages WHERE id = ?'),
+      getRow: db.prepare('SELECT * FROM messages WHERE id = ?'),
+      getMessage: db.prepare(`SELECT ${FULL} WHERE m.id = ?`),
       insertMessage: db.prepare(`INSERT INTO messages
-        (id, digest, jws, envelope, type, from_agency, to_agency, priority, priority_rank,
-         respond_by, respond_by_key, in_reply_to, created_at, accepted_at, log_index, status, response)
-        VALUES (@id, @digest, @jws, @envelope, @type, @from, @to, @priority, @rank,
-         @respondBy, @respondByKey, @inReplyTo, @createdAt, @acceptedAt, @logIndex, 'accepted', @response)`),
+        (id, digest, case_ref, type, from_agency, to_agency, priority, priority_rank,
+         respond_by, respond_by_key, in_reply_to, created_at, accepted_at, log_index, status)
+        VALUES (@id, @digest, @caseRef, @type, @from, @to, @priority, @rank,
+         @respondBy, @respondByKey, @inReplyTo, @createdAt, @acceptedAt, @logIndex, 'accepted')`),
+      insertBody: db.prepare('INSERT INTO message_bodies (seq, jws, response) VALUES (?, ?, ?)'),
+      getResponse: db.prepare('SELECT response FROM message_bodies WHERE seq = ?'),
       setStatus: db.prepare('UPDATE messages SET status = ?, claimed_by = ? WHERE id = ?'),
       setDecision: db.prepare('UPDATE messages SET decision = ? WHERE id = ?'),
       insertHistory: db.prepare(`INSERT INTO message_history
@@ -163,11 +175,9 @@ export class SqliteStore implements Store {
       ),
       insertOutbox: db.prepare('INSERT INTO outbox (message_id, next_attempt_at) VALUES (?, ?)'),
       deleteOutbox: db.prepare('DELETE FROM outbox WHERE message_id = ?'),
-      dueFresh: db.prepare(`SELECT ${OUTBOX_COLUMNS}
-        FROM outbox o JOIN messages m ON m.id = o.message_id
+      dueFresh: db.prepare(`SELECT ${OUTBOX_COLUMNS} FROM ${OUTBOX_FROM}
         WHERE o.seq > ? AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`),
-      dueRetries: db.prepare(`SELECT ${OUTBOX_COLUMNS}
-        FROM outbox o JOIN messages m ON m.id = o.message_id
+      dueRetries: db.prepare(`SELECT ${OUTBOX_COLUMNS} FROM ${OUTBOX_FROM}
         WHERE o.seq <= ? AND o.attempts > 0 AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`),
       reschedule: db.prepare(
         'UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ? WHERE message_id = ?',
@@ -176,7 +186,7 @@ export class SqliteStore implements Store {
       insertDelivery: db.prepare(
         'INSERT OR IGNORE INTO deliveries (message_id, agency, delivered_at) VALUES (?, ?, ?)',
       ),
-      replies: db.prepare('SELECT * FROM messages WHERE in_reply_to = ? ORDER BY seq'),
+      replies: db.prepare(`SELECT ${FULL} WHERE m.in_reply_to = ? ORDER BY m.seq`),
       latestCheckpoint: db.prepare('SELECT * FROM checkpoints ORDER BY size DESC LIMIT 1'),
       checkpointAt: db.prepare('SELECT * FROM checkpoints WHERE size = ?'),
       checkpoints: db.prepare(
@@ -196,6 +206,8 @@ export class SqliteStore implements Store {
    * not undo the others.
    */
   private write<T>(run: () => T): Promise<T> {
+    if (this.closed)
+      return Promise.reject(new CasebridgeError('UNAVAILABLE', 'the store is closed'));
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ run, resolve: resolve as (v: unknown) => void, reject });
       if (!this.flushScheduled) {
@@ -207,6 +219,7 @@ export class SqliteStore implements Store {
 
   private flush(): void {
     this.flushScheduled = false;
+    if (this.closed) return;
     const batch = this.pending.splice(0, this.maxBatch);
     if (this.pending.length > 0) {
       this.flushScheduled = true;
@@ -298,7 +311,7 @@ export class SqliteStore implements Store {
   // ---- messages -----------------------------------------------------------
 
   getMessage(id: string): MessageRecord | undefined {
-    const row = this.stmt.getMessage.get(id) as MessageRow | undefined;
+    const row = this.stmt.getMessage.get(id) as FullRow | undefined;
     return row && toRecord(row);
   }
 
@@ -308,10 +321,11 @@ export class SqliteStore implements Store {
 
   private acceptInTx(msg: NewMessage, makeReceipt: ReceiptMaker): AcceptOutcome {
     // Checked again here: two submissions of one id may share a batch.
-    const existing = this.stmt.getMessage.get(msg.id) as MessageRow | undefined;
+    const existing = this.stmt.getRow.get(msg.id) as MessageRow | undefined;
     if (existing) {
       if (existing.digest !== msg.digest) return { kind: 'conflict' };
-      return { kind: 'replay', response: JSON.parse(existing.response) as AcceptResponse };
+      const { response } = this.stmt.getResponse.get(existing.seq) as { response: string };
+      return { kind: 'replay', response: JSON.parse(response) as AcceptResponse };
     }
     const at = this.now();
     const acceptedAt = at.toISOString();
@@ -334,11 +348,10 @@ export class SqliteStore implements Store {
       status: 'accepted',
       receipt: makeReceipt(index, acceptedAt),
     };
-    this.stmt.insertMessage.run({
+    const { lastInsertRowid } = this.stmt.insertMessage.run({
       id: env.id,
       digest: msg.digest,
-      jws: msg.jws,
-      envelope: JSON.stringify(env),
+      caseRef: env.caseRef,
       type: env.type,
       from: env.from,
       to: env.to,
@@ -350,8 +363,8 @@ export class SqliteStore implements Store {
       createdAt: env.createdAt,
       acceptedAt,
       logIndex: index,
-      response: JSON.stringify(response),
     });
+    this.stmt.insertBody.run(lastInsertRowid, msg.jws, JSON.stringify(response));
     this.addHistory(env.id, 'accepted', acceptedAt, msg.actor);
     this.stmt.insertOutbox.run(env.id, at.getTime());
     return { kind: 'accepted', response };
@@ -404,29 +417,29 @@ export class SqliteStore implements Store {
   }
 
   list(q: ListQuery): ListPage {
-    const column = q.direction === 'received' ? 'to_agency' : 'from_agency';
+    const column = q.direction === 'received' ? 'm.to_agency' : 'm.from_agency';
     const where = [`${column} = ?`];
     const args: (string | number)[] = [q.agency];
     if (q.status) {
-      where.push('status = ?');
+      where.push('m.status = ?');
       args.push(q.status);
     }
     if (q.type) {
-      where.push('type = ?');
+      where.push('m.type = ?');
       args.push(q.type);
     }
     if (q.priority) {
-      where.push('priority = ?');
+      where.push('m.priority = ?');
       args.push(q.priority);
     }
     if (q.cursor !== undefined) {
       const [rank, key, seq] = decodeCursor(q.cursor);
-      where.push('(priority_rank, respond_by_key, seq) > (?, ?, ?)');
+      where.push('(m.priority_rank, m.respond_by_key, m.seq) > (?, ?, ?)');
       args.push(rank, key, seq);
     }
-    const sql = `SELECT * FROM messages WHERE ${where.join(' AND ')}
-      ORDER BY priority_rank, respond_by_key, seq LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...args, q.limit + 1) as MessageRow[];
+    const sql = `SELECT ${FULL} WHERE ${where.join(' AND ')}
+      ORDER BY m.priority_rank, m.respond_by_key, m.seq LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...args, q.limit + 1) as FullRow[];
     const more = rows.length > q.limit;
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
@@ -438,12 +451,12 @@ export class SqliteStore implements Store {
   }
 
   replies(id: string): MessageRecord[] {
-    return (this.stmt.replies.all(id) as MessageRow[]).map(toRecord);
+    return (this.stmt.replies.all(id) as FullRow[]).map(toRecord);
   }
 
   claim(id: string, actor: AuditActor): Promise<ClaimOutcome> {
     return this.write((): ClaimOutcome => {
-      const row = this.stmt.getMessage.get(id) as MessageRow | undefined;
+      const row = this.stmt.getRow.get(id) as MessageRow | undefined;
       if (!row) return 'unknown';
       if (row.status === 'claimed') return 'already-claimed';
       if (!CLAIMABLE.has(row.status as MessageStatus)) {
@@ -456,7 +469,7 @@ export class SqliteStore implements Store {
 
   release(id: string, actor: AuditActor): Promise<'released' | 'not-claimed'> {
     return this.write(() => {
-      const row = this.stmt.getMessage.get(id) as MessageRow | undefined;
+      const row = this.stmt.getRow.get(id) as MessageRow | undefined;
       if (!row || row.status !== 'claimed' || row.claimed_by !== actor.subject)
         return 'not-claimed';
       // The message goes back to the status it had before the claim.
@@ -477,7 +490,7 @@ export class SqliteStore implements Store {
     makeReceipt: ReceiptMaker,
   ): Promise<AcceptOutcome> {
     return this.write(() => {
-      const row = this.stmt.getMessage.get(id) as MessageRow | undefined;
+      const row = this.stmt.getRow.get(id) as MessageRow | undefined;
       if (!row || !DECIDABLE.has(row.status as MessageStatus) || row.claimed_by !== actor.subject) {
         throw new CasebridgeError(
           'NOT_CLAIMED',
@@ -535,7 +548,7 @@ export class SqliteStore implements Store {
     return this.write(() => {
       for (const id of messageIds) {
         this.stmt.deleteOutbox.run(id);
-        const row = this.stmt.getMessage.get(id) as MessageRow | undefined;
+        const row = this.stmt.getRow.get(id) as MessageRow | undefined;
         // The consumer may already have recorded delivery (and with it `queued`).
         if (row && row.status === 'accepted') {
           this.transition(row, 'queued', 'message.queued', actor, null);
@@ -554,7 +567,7 @@ export class SqliteStore implements Store {
 
   deliver(messageId: string, digest: string, actor: AuditActor): Promise<DeliverOutcome> {
     return this.write(() => {
-      const row = this.stmt.getMessage.get(messageId) as MessageRow | undefined;
+      const row = this.stmt.getRow.get(messageId) as MessageRow | undefined;
       if (!row || row.digest !== digest) return 'unknown';
       const at = this.now().toISOString();
       const inserted = this.stmt.insertDelivery.run(messageId, row.to_agency, at);
@@ -568,13 +581,23 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Commits the writes still queued, then closes; later writes are refused. */
   close(): void {
+    if (this.closed) return;
+    while (this.pending.length > 0) this.flush();
+    this.closed = true;
     this.db.close();
   }
 }
 
-function toRecord(r: MessageRow): MessageRecord {
-  const envelope = JSON.parse(r.envelope) as Envelope;
+/** The envelope is the JWS payload, already strictly parsed once at submission. */
+function envelopeOf(jws: string): Envelope {
+  const payload = jws.slice(jws.indexOf('.') + 1, jws.lastIndexOf('.'));
+  return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Envelope;
+}
+
+function toRecord(r: FullRow): MessageRecord {
+  const envelope = envelopeOf(r.jws);
   return {
     id: r.id,
     digest: r.digest,

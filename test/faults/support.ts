@@ -151,7 +151,9 @@ export function readStoreFile(dataDir: string): StoreSnapshot {
       { status: string; logIndex: number; digest: string; jws: string; response: string }
     >();
     for (const r of db
-      .prepare('SELECT id, status, log_index, digest, jws, response FROM messages')
+      .prepare(
+        'SELECT m.id, m.status, m.log_index, m.digest, b.jws, b.response FROM messages m JOIN message_bodies b ON b.seq = m.seq',
+      )
       .all() as {
       id: string;
       status: string;
