@@ -104,7 +104,11 @@ describe('casebridge CLI (SPEC §7)', function () {
         CASEBRIDGE_TRUST: pki.path('trust.pem'),
       });
       url = `https://127.0.0.1:${port}`;
-      child = spawn(process.execPath, [MAIN, 'serve'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: 'pipe' });
+      child = spawn(process.execPath, [MAIN, 'serve'], {
+        cwd: ROOT,
+        env: { ...process.env, ...env },
+        stdio: 'pipe',
+      });
       await waitHealthy(adminPort, child);
     });
     after(function () {
@@ -116,7 +120,12 @@ describe('casebridge CLI (SPEC §7)', function () {
       const pki = await getTestPki();
       const file = join(dir, 'env.json');
       writeFileSync(file, JSON.stringify(sampleEnvelope('evidence.request')));
-      const creds = ['--cert', pki.path('agencies/CN-GX-CZ/system.crt.pem'), '--key', pki.path('agencies/CN-GX-CZ/system.key.pem')];
+      const creds = [
+        '--cert',
+        pki.path('agencies/CN-GX-CZ/system.crt.pem'),
+        '--key',
+        pki.path('agencies/CN-GX-CZ/system.key.pem'),
+      ];
       const ok = cli(['submit', file, '--url', url, '--ca', pki.path('trust.pem'), ...creds]);
       expect(ok.code, ok.stderr).to.equal(0);
       expect(JSON.parse(ok.stdout)).to.include({ status: 'accepted' });
@@ -130,8 +139,19 @@ describe('casebridge CLI (SPEC §7)', function () {
       expect(again.code, again.stderr).to.equal(0);
 
       const refusedFile = join(dir, 'refused.json');
-      writeFileSync(refusedFile, JSON.stringify(sampleEnvelope('evidence.request', { to: 'CN-GD' })));
-      const refused = cli(['submit', refusedFile, '--url', url, '--ca', pki.path('trust.pem'), ...creds]);
+      writeFileSync(
+        refusedFile,
+        JSON.stringify(sampleEnvelope('evidence.request', { to: 'CN-GD' })),
+      );
+      const refused = cli([
+        'submit',
+        refusedFile,
+        '--url',
+        url,
+        '--ca',
+        pki.path('trust.pem'),
+        ...creds,
+      ]);
       expect(refused.code).to.equal(1);
       expect(JSON.parse(refused.stdout)).to.include({ code: 'NOT_PERMITTED' });
       expect(refused.stderr.trim().split('\n')).to.have.length(1);
@@ -150,7 +170,8 @@ describe('casebridge CLI (SPEC §7)', function () {
       const key = join(dir, 'leaf.key.pem');
       writeFileSync(cert, leaf.chainPem);
       writeFileSync(key, leaf.keyPem);
-      const inbox = () => cli(['inbox', '--url', url, '--ca', pki.path('trust.pem'), '--cert', cert, '--key', key]);
+      const inbox = () =>
+        cli(['inbox', '--url', url, '--ca', pki.path('trust.pem'), '--cert', cert, '--key', key]);
       expect(inbox().code).to.equal(0);
 
       const revoked = createCrl({
@@ -196,7 +217,9 @@ describe('casebridge CLI (SPEC §7)', function () {
     });
 
     it('stops cleanly on SIGTERM', async function () {
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const exited = new Promise<number | null>((resolve) =>
+        child.once('exit', (code) => resolve(code)),
+      );
       child.kill('SIGTERM');
       expect(await exited).to.equal(0);
     });
