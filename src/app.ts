@@ -171,6 +171,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const schemas = createSchemaSet(SCHEMA_DIR);
   const registryText = readConfigFile('CASEBRIDGE_REGISTRY', config.registry);
   const registry = loadRegistry(registryText, SCHEMA_DIR);
+  for (const [variable, ids] of [
+    ['CASEBRIDGE_EXPORT_GRANT', config.exportGrant],
+    ['CASEBRIDGE_EXTERNAL_INBOXES', config.externalInboxes],
+  ] as const) {
+    const unknown = ids.find((id) => !registry.hasAgency(id));
+    if (unknown !== undefined) throw new ConfigError(variable, `${unknown} is not in the registry`);
+  }
   const gateway = loadGatewayIdentity(config, registry);
   const trust = loadTrust(config, registry);
   const logKey = loadLogKey(config);
@@ -191,6 +198,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     inbox: store,
     gatewayActor,
     deliveryLimit: config.deliveryLimit,
+    externalInboxes: config.externalInboxes,
     logger,
     events: {
       confirmed: (n) => metrics.published.inc(n),

@@ -24,6 +24,8 @@ export interface Config {
   deliveryLimit: number;
   /** Agencies whose auditors may export message JWS (`/v1/audit/export?messages=true`). */
   exportGrant: string[];
+  /** Agencies that read their RabbitMQ inbox queue themselves; the gateway does not consume it. */
+  externalInboxes: string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -114,5 +116,6 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     checkpointIntervalMs: int(env, 'CASEBRIDGE_CHECKPOINT_MS', 500, 50, 1000),
     deliveryLimit: int(env, 'CASEBRIDGE_DELIVERY_LIMIT', 5, 1, 1000),
     exportGrant: agencyList(env, 'CASEBRIDGE_EXPORT_GRANT'),
+    externalInboxes: agencyList(env, 'CASEBRIDGE_EXTERNAL_INBOXES'),
   };
 }

@@ -61,6 +61,11 @@ export interface TransportOptions {
   deliveryLimit?: number | undefined;
   /** Run the inbox consumer (AMQP mode). Default true. */
   consume?: boolean | undefined;
+  /**
+   * Agencies whose inbox queue their own AMQP clients read: declared, published
+   * to, never consumed by the gateway (their messages stay `queued` here).
+   */
+  externalInboxes?: readonly string[] | undefined;
   /** Outbox poll period. Default 250 ms. */
   pollIntervalMs?: number | undefined;
   /** TCP connect timeout per attempt. Default 5 000. */
@@ -112,7 +117,7 @@ export function createTransport(opts: TransportOptions): Transport {
           url: opts.url,
           inbox: opts.inbox,
           actor: opts.gatewayActor,
-          agencies: opts.agencies,
+          agencies: opts.agencies.filter((a) => !(opts.externalInboxes ?? []).includes(a)),
           topology,
           events,
           logger,
