@@ -100,9 +100,8 @@ export async function submitMessage(
   }
   if (env.inReplyTo !== undefined) checkReference(env, deps.store);
 
-  const prior = deps.store.getMessage(env.id);
-  if (prior) return { ...replayOrConflict(prior.digest, digest, prior.response), type: env.type };
-
+  // Idempotency (the last check) is decided inside the acceptance transaction, so
+  // two copies of one message racing each other are accepted once.
   const outcome = await deps.store.accept(
     { id: env.id, digest, jws, envelope: env, actor: actorOf(client) },
     receiptMaker(env, digest, deps.gateway),
@@ -116,17 +115,6 @@ export async function submitMessage(
     case 'conflict':
       throw new CasebridgeError('ID_CONFLICT', 'this id was already used for a different message');
   }
-}
-
-function replayOrConflict(
-  priorDigest: string,
-  digest: string,
-  response: string,
-): Omit<SubmitResult, 'type'> {
-  if (priorDigest !== digest) {
-    throw new CasebridgeError('ID_CONFLICT', 'this id was already used for a different message');
-  }
-  return { status: 200, body: JSON.parse(response) as AcceptResponse };
 }
 
 /** SPEC §2.2: `inReplyTo` names a message between the same two agencies. */
