@@ -113,6 +113,8 @@ export class SqliteStore implements Store {
   private readonly maxBatch: number;
   private size: number;
   private pending: PendingWrite[] = [];
+  private readonly runBatch: (batch: PendingWrite[]) => unknown[];
+  private readonly runOne: (w: PendingWrite) => unknown;
   private closed = false;
   private flushScheduled = false;
   private readonly nodeSource: NodeSource;
@@ -135,6 +137,8 @@ export class SqliteStore implements Store {
     this.now = opts.now ?? (() => new Date());
     this.maxBatch = opts.maxBatch ?? 512;
     this.stmt = this.prepare();
+    this.runBatch = this.db.transaction((batch: PendingWrite[]) => batch.map((w) => w.run()));
+    this.runOne = this.db.transaction((w: PendingWrite) => w.run());
     const last = this.stmt.maxIndex.get() as { m: number | null };
     this.size = last.m === null ? 0 : last.m + 1;
     const getNode = this.stmt.getNode;
@@ -201,9 +205,10 @@ export class SqliteStore implements Store {
   // ---- group commit -------------------------------------------------------
 
   /**
-   * Queues a write to run inside the next shared transaction. Concurrent requests
-   * share one fsync; each write runs in its own savepoint so one failure does
-   * not undo the others.
+   * Queues a write to run inside the next shared transaction: concurrent requests
+   * share one commit and one fsync. Writes are closures over the store's state, so
+   * a batch that fails can be rolled back and replayed one write at a time.
+   * (A savepoint per write would isolate failures too, at twice the cost per write.)
    */
   private write<T>(run: () => T): Promise<T> {
     if (this.closed)
@@ -226,32 +231,25 @@ export class SqliteStore implements Store {
       setImmediate(() => this.flush());
     }
     if (batch.length === 0) return;
-    const results: { ok: boolean; value: unknown }[] = [];
     const sizeBefore = this.size;
-    const one = this.db.transaction((w: PendingWrite) => w.run());
-    const all = this.db.transaction(() => {
-      for (const w of batch) {
-        const sizeAtStart = this.size;
-        try {
-          results.push({ ok: true, value: one(w) });
-        } catch (e) {
-          this.size = sizeAtStart;
-          results.push({ ok: false, value: e });
-        }
-      }
-    });
     try {
-      all();
-    } catch (e) {
-      this.size = sizeBefore;
-      for (const w of batch) w.reject(e);
+      const values = this.runBatch(batch);
+      batch.forEach((w, k) => w.resolve(values[k]));
       return;
+    } catch {
+      // Something in the batch failed and the whole transaction rolled back.
+      this.size = sizeBefore;
     }
-    batch.forEach((w, i) => {
-      const r = results[i]!;
-      if (r.ok) w.resolve(r.value);
-      else w.reject(r.value);
-    });
+    // Rare path: each write again in a transaction of its own, so only the failing one fails.
+    for (const w of batch) {
+      const at = this.size;
+      try {
+        w.resolve(this.runOne(w));
+      } catch (e) {
+        this.size = at;
+        w.reject(e);
+      }
+    }
   }
 
   // ---- audit log ----------------------------------------------------------
