@@ -76,6 +76,8 @@ CREATE TABLE IF NOT EXISTS audit_entries (
   idx   INTEGER PRIMARY KEY,
   entry BLOB NOT NULL
 );
+-- Perfect-subtree hashes of levels 1 and up (RFC 6962 §2.1): node (level, idx) covers
+-- leaves [idx·2^level, (idx+1)·2^level). Level 0 is the hash of the entry itself.
 CREATE TABLE IF NOT EXISTS audit_nodes (
   level INTEGER NOT NULL,
   idx   INTEGER NOT NULL,

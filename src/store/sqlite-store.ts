@@ -141,9 +141,15 @@ export class SqliteStore implements Store {
     this.runOne = this.db.transaction((w: PendingWrite) => w.run());
     const last = this.stmt.maxIndex.get() as { m: number | null };
     this.size = last.m === null ? 0 : last.m + 1;
-    const getNode = this.stmt.getNode;
+    const { getNode, getEntry } = this.stmt;
     this.nodeSource = {
       node(level: number, index: number): Buffer {
+        // Leaf hashes are not stored: they are the hash of the stored entry bytes.
+        if (level === 0) {
+          const entry = getEntry.get(index) as { entry: Buffer } | undefined;
+          if (!entry) throw new Error(`audit entry ${index} missing`);
+          return leafHash(entry.entry);
+        }
         const row = getNode.get(level, index) as { hash: Buffer } | undefined;
         if (!row) throw new Error(`audit tree node ${level}/${index} missing`);
         return row.hash;
@@ -156,6 +162,7 @@ export class SqliteStore implements Store {
     return {
       maxIndex: db.prepare('SELECT MAX(idx) AS m FROM audit_entries'),
       getNode: db.prepare('SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?'),
+      getEntry: db.prepare('SELECT entry FROM audit_entries WHERE idx = ?'),
       putNode: db.prepare('INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)'),
       putEntry: db.prepare('INSERT INTO audit_entries (idx, entry) VALUES (?, ?)'),
       entries: db.prepare(
@@ -260,7 +267,7 @@ export class SqliteStore implements Store {
     const bytes = serializeEntry(draft, index, at);
     this.stmt.putEntry.run(index, bytes);
     for (const n of nodesCompletedBy(index, leafHash(bytes), this.nodeSource)) {
-      this.stmt.putNode.run(n.level, n.index, n.hash);
+      if (n.level > 0) this.stmt.putNode.run(n.level, n.index, n.hash);
     }
     this.size = index + 1;
     return { index, bytes };

@@ -109,7 +109,7 @@ describe('store: the audit Merkle tree in SQLite (SPEC §6.2)', function () {
       for (const sql of [
         "UPDATE audit_entries SET entry = x'00' WHERE idx = 1",
         'DELETE FROM audit_entries WHERE idx = 3',
-        "UPDATE audit_nodes SET hash = x'00' WHERE level = 0 AND idx = 0",
+        "UPDATE audit_nodes SET hash = x'00' WHERE level = 1 AND idx = 0",
         'DELETE FROM audit_nodes',
         "UPDATE checkpoints SET note = 'y'",
         'DELETE FROM checkpoints',
