@@ -39,8 +39,6 @@ const TITLES: Record<ErrorCode, string> = {
   NOT_CLAIMED: 'Not claimed by you',
   ALREADY_DECIDED: 'Already decided',
   NOT_DELIVERED: 'Not yet delivered',
-  METHOD_NOT_ALLOWED: 'Method not allowed',
-  NOT_ACCEPTABLE: 'Not acceptable',
   UNAVAILABLE: 'Temporarily unavailable',
   INTERNAL: 'Internal error',
 };
