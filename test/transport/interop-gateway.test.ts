@@ -35,6 +35,20 @@ describe('interoperability: an agency reads its RabbitMQ inbox with its own clie
     await vhost?.cleanup();
   });
 
+  it('reports the broker ready in /readyz and connected in /metrics', async function () {
+    await eventually(
+      async () => (await fetch(`${t.gw.adminUrl}/readyz`)).status === 200,
+      10_000,
+      'ready',
+    );
+    const body = (await (await fetch(`${t.gw.adminUrl}/readyz`)).json()) as {
+      checks: { broker: { ok: boolean; detail: string } };
+    };
+    expect(body.checks.broker).to.deep.equal({ ok: true, detail: 'amqp' });
+    const metrics = await (await fetch(`${t.gw.adminUrl}/metrics`)).text();
+    expect(metrics).to.match(/^casebridge_broker_connected 1$/m);
+  });
+
   it('gets the exact JWS with the §5.2 properties and headers, and verifies sender and chain alone', async function () {
     const sender = await identity('CN-GX-CZ', 'system');
     const env = sampleEnvelope('evidence.request');
