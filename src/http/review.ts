@@ -1,6 +1,7 @@
 import express, { Router, type Request, type Response } from 'express';
 import { CasebridgeError } from '../errors.js';
 import { decide, parseDecisionRequest } from '../review/decide.js';
+import { actorOf } from '../submission/submit.js';
 import { requireRole } from './auth.js';
 import type { HttpContext } from './context.js';
 import { findVisible } from './messages.js';
@@ -26,11 +27,7 @@ export function reviewRoutes(ctx: HttpContext): Router {
 
   r.post('/v1/messages/:id/claim', async (req: Request, res: Response) => {
     const { officer, m } = recipientMessage(req, res);
-    const outcome = await ctx.store.claim(m.id, {
-      agency: officer.agency,
-      role: officer.role,
-      subject: officer.subject,
-    });
+    const outcome = await ctx.store.claim(m.id, actorOf(officer));
     switch (outcome) {
       case 'claimed':
         break;
@@ -49,11 +46,7 @@ export function reviewRoutes(ctx: HttpContext): Router {
 
   r.post('/v1/messages/:id/release', async (req: Request, res: Response) => {
     const { officer, m } = recipientMessage(req, res);
-    const outcome = await ctx.store.release(m.id, {
-      agency: officer.agency,
-      role: officer.role,
-      subject: officer.subject,
-    });
+    const outcome = await ctx.store.release(m.id, actorOf(officer));
     if (outcome === 'not-claimed')
       throw new CasebridgeError('NOT_CLAIMED', 'you do not hold a claim on this message');
     res.json({ id: m.id, status: ctx.store.getMessage(m.id)?.status });

@@ -5,6 +5,7 @@
 import { createPrivateKey, type X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -161,19 +162,7 @@ export function submit(
   return call(gw, who, 'POST', '/v1/messages', { type, data: jws });
 }
 
-/** Waits until `check` holds, polling; fails after `ms`. */
-export async function eventually(
-  check: () => boolean | Promise<boolean>,
-  ms = 10_000,
-  what = 'condition',
-): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+export { eventually } from './amqp.js';
 
 export function writeTemp(name: string, content: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'casebridge-t-'));
@@ -202,4 +191,17 @@ export function storeCounts(t: TestGateway): {
   } finally {
     db.close();
   }
+}
+
+/** A TCP port nobody listens on right now (bind 0, read it, release it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
 }
