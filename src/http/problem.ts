@@ -32,6 +32,10 @@ const TITLES: Record<ErrorCode, string> = {
   NOT_PERMITTED: 'No agreement permits this message',
   STALE: 'The message is not fresh',
   UNKNOWN_REFERENCE: 'The referenced message is unknown',
+  UNKNOWN_FILE: 'A referenced evidence file is unknown',
+  DIGEST_MISMATCH: 'The file does not match its declared digest',
+  QUOTA_EXCEEDED: "The agency's file quota is exhausted",
+  INSUFFICIENT_STORAGE: 'The gateway has no room for the file',
   ID_CONFLICT: 'The id was used for a different message',
   NOT_FOUND: 'Not found',
   ALREADY_CLAIMED: 'Already claimed by another officer',
@@ -39,6 +43,7 @@ const TITLES: Record<ErrorCode, string> = {
   NOT_CLAIMED: 'Not claimed by you',
   ALREADY_DECIDED: 'Already decided',
   NOT_DELIVERED: 'Not yet delivered',
+  RATE_LIMITED: 'Too many requests',
   UNAVAILABLE: 'Temporarily unavailable',
   INTERNAL: 'Internal error',
 };
