@@ -117,7 +117,7 @@ function loadLogKey(config: Config): KeyObject {
     readConfigFile('CASEBRIDGE_LOG_KEY', config.logKey),
   );
   if (key.asymmetricKeyType !== 'ed25519') {
-    throw new ConfigError('CASEBRIDGE_LOG_KEY', 'must be an Ed25519 private key (SPEC §8)');
+    throw new ConfigError('CASEBRIDGE_LOG_KEY', 'must be an Ed25519 private key (protocol §8)');
   }
   return key;
 }

@@ -1,14 +1,14 @@
 /**
- * The error hierarchy. Every refusal carries a stable `code` (SPEC §4); the HTTP
+ * The error hierarchy. Every refusal carries a stable `code` (protocol §4); the HTTP
  * layer maps codes to statuses through `STATUS_BY_CODE` and nothing else.
  * Messages must never contain personal data from a message body.
  */
 
 export const STATUS_BY_CODE = {
-  // SPEC §1.2
+  // protocol §1.2
   CLIENT_CERT_REQUIRED: 401,
   CLIENT_CERT_UNTRUSTED: 401,
-  // SPEC §3, in check order
+  // protocol §3, in check order
   TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   MALFORMED: 400,
@@ -27,10 +27,10 @@ export const STATUS_BY_CODE = {
   DIGEST_MISMATCH: 422,
   QUOTA_EXCEEDED: 507,
   INSUFFICIENT_STORAGE: 507,
-  // SPEC §5.3, §5.4
+  // protocol §5.3, §5.4
   NOT_FOUND: 404,
   ALREADY_CLAIMED: 409,
-  // Codes the SPEC leaves to us.
+  // Codes for the rest of the API (protocol §4).
   INVALID_PARAMETER: 400,
   NOT_CLAIMED: 409,
   ALREADY_DECIDED: 409,
@@ -42,7 +42,7 @@ export const STATUS_BY_CODE = {
 
 export type ErrorCode = keyof typeof STATUS_BY_CODE;
 
-/** One schema failure, as SPEC §4 puts it in `errors`. */
+/** One schema failure, as protocol §4 puts it in `errors`. */
 export interface ValidationIssue {
   path: string;
   keyword: string;
@@ -73,7 +73,7 @@ export function isCasebridgeError(e: unknown): e is CasebridgeError {
   return e instanceof CasebridgeError;
 }
 
-/** A configuration problem: the process stops with one line naming the variable (SPEC §8). */
+/** A configuration problem: the process stops with one line naming the variable (protocol §8). */
 export class ConfigError extends Error {
   readonly variable: string;
   constructor(variable: string, reason: string, options?: { cause?: unknown }) {

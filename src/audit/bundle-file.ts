@@ -1,5 +1,5 @@
 /**
- * The CLI-facing side of offline verification (SPEC §6.5, §7 `audit verify`):
+ * The CLI-facing side of offline verification (protocol §6.5, §7 `audit verify`):
  * reading a bundle file line by line. The only file-system code of src/audit.
  */
 import { createReadStream } from 'node:fs';
@@ -48,7 +48,7 @@ export async function verifyBundleFile(path: string, opts?: VerifyOptions): Prom
   return v.finish();
 }
 
-/** SPEC §7: 0 when every check holds, 1 when one failed. */
+/** protocol §7: 0 when every check holds, 1 when one failed. */
 export function exitCodeFor(report: VerifyReport): 0 | 1 {
   return report.ok ? 0 : 1;
 }

@@ -1,5 +1,5 @@
 /**
- * The audit export bundle (SPEC §6.4 `GET /v1/audit/export`, §6.5): ndjson, one
+ * The audit export bundle (protocol §6.4 `GET /v1/audit/export`, §6.5): ndjson, one
  * JSON object per line.
  *
  *   header      {"kind":"casebridge-audit-export","version":1,"origin","vkey",
@@ -21,7 +21,7 @@ export const BUNDLE_MEDIA_TYPE = 'application/x-ndjson';
 export interface BundleHeader {
   kind: typeof BUNDLE_KIND;
   version: typeof BUNDLE_VERSION;
-  /** The checkpoint origin line (SPEC §6.3). */
+  /** The checkpoint origin line (protocol §6.3). */
   origin: string;
   /** The log's signed-note verifier key. */
   vkey: string;

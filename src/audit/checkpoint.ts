@@ -82,7 +82,7 @@ function publicOf(key: KeyObject): KeyObject {
   return key.type === 'private' ? createPublicKey(key) : key;
 }
 
-/** The vkey text publishing `publicKey` under `name` (SPEC §6.3). */
+/** The vkey text publishing `publicKey` under `name` (protocol §6.3). */
 export function vkeyFor(name: string, publicKey: KeyObject): string {
   if (!isValidKeyName(name)) throw new AuditError('vkey-malformed', 'bad key name');
   const raw = rawEd25519(publicOf(publicKey));

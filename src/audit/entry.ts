@@ -1,5 +1,5 @@
 /**
- * SPEC §6.1 audit entries: the exact bytes that are hashed into the log.
+ * protocol §6.1 audit entries: the exact bytes that are hashed into the log.
  *
  * The serialization is fixed (member order, no whitespace, `JSON.stringify`
  * escaping), so `parseEntry` can insist on it: a stored entry must re-serialize to
@@ -9,7 +9,7 @@
 import type { AuditActor, AuditDraft, AuditEntry, AuditEvent } from './types.js';
 import { AuditError } from './errors.js';
 
-/** SPEC §6.1 `v`. */
+/** protocol §6.1 `v`. */
 export const ENTRY_VERSION = 1;
 
 /** Every event the log may carry; a `Record` so a new `AuditEvent` member fails to compile here. */
@@ -31,7 +31,7 @@ export function isAuditEvent(s: unknown): s is AuditEvent {
   return typeof s === 'string' && Object.prototype.hasOwnProperty.call(EVENTS, s);
 }
 
-/** The optional members, in their fixed serialization order (SPEC §6.1). */
+/** The optional members, in their fixed serialization order (protocol §6.1). */
 const OPTIONAL_STRINGS = ['messageId', 'digest', 'from', 'to', 'type', 'inReplyTo'] as const;
 type OptionalString = (typeof OPTIONAL_STRINGS)[number];
 
@@ -52,7 +52,7 @@ const SHA256_RE = /^sha256:[0-9a-f]{64}$/;
 
 type DetailValue = string | number | boolean;
 
-/** Builds the entry object with members in SPEC order; `JSON.stringify` keeps insertion order. */
+/** Builds the entry object with members in the order docs/auditing.md fixes; `JSON.stringify` keeps insertion order. */
 function canonicalObject(e: AuditDraft & { index: number; ts: string }): Record<string, unknown> {
   const actor: AuditActor = {
     agency: e.actor.agency,
@@ -115,8 +115,8 @@ function checkDraft(draft: AuditDraft, index: number): void {
 }
 
 /**
- * The exact UTF-8 bytes of the SPEC §6.1 entry for `draft` at `index`, stamped `ts`.
- * Members outside the SPEC are dropped, never serialized.
+ * The exact UTF-8 bytes of the protocol §6.1 entry for `draft` at `index`, stamped `ts`.
+ * Members outside the entry format are dropped, never serialized.
  */
 export function serializeEntry(draft: AuditDraft, index: number, ts: Date): Buffer {
   checkDraft(draft, index);

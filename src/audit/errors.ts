@@ -5,7 +5,7 @@ import { CasebridgeError, type ErrorCode } from '../errors.js';
  * switch on `reason`, never on message text.
  */
 export type AuditErrorReason =
-  /** Entry bytes are not a well-formed, canonical SPEC §6.1 entry. */
+  /** Entry bytes are not a well-formed, canonical protocol §6.1 entry. */
   | 'entry-malformed'
   /** A draft cannot be serialized (bad timestamp, non-finite number, …). */
   | 'draft-invalid'

@@ -1,5 +1,5 @@
 /**
- * Writes the audit export bundle (SPEC §6.4, format in bundle.ts) as a stream of
+ * Writes the audit export bundle (protocol §6.4, format in bundle.ts) as a stream of
  * lines. The HTTP layer and the CLI own the transport; this only reads through the
  * small interfaces below.
  */

@@ -1,5 +1,5 @@
 /**
- * The audit log core (SPEC §6): entry bytes, RFC 6962/9162 Merkle tree and proofs,
+ * The audit log core (protocol §6): entry bytes, RFC 6962/9162 Merkle tree and proofs,
  * C2SP signed checkpoints, the export bundle and its offline verifier. Pure: no
  * HTTP, broker or database code; the file reader lives apart in bundle-file.ts.
  */

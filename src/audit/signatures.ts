@@ -1,5 +1,5 @@
 /**
- * Offline checks of message and receipt JWS (SPEC §2.1, §3) for the bundle
+ * Offline checks of message and receipt JWS (protocol §2.1, §3) for the bundle
  * verifier: header rules, the `x5c` chain to the bundle's trust anchors with
  * node:crypto X509Certificate, and the RFC 7515 signature. Chain results are
  * cached per `x5c`, so each distinct signer chain is verified once.
@@ -19,7 +19,7 @@ export type ChainProblem = 'malformed' | 'untrusted' | 'expired' | 'not-yet-vali
 
 export interface SignerInfo {
   key: KeyObject;
-  /** Subject `O` and `OU` of the leaf (SPEC §1.1). */
+  /** Subject `O` and `OU` of the leaf (protocol §1.1). */
   agency: string | undefined;
   role: string | undefined;
 }
@@ -86,7 +86,7 @@ export class SignatureChecker {
   }
 
   /**
-   * Verifies a compact JWS: `alg` in the SPEC allow-list, the expected `typ`, no
+   * Verifies a compact JWS: `alg` in the protocol's allow-list, the expected `typ`, no
    * `crit`, no `b64: false`, an `x5c` chain to an anchor valid at `at`, and the
    * signature by the leaf key.
    */

@@ -1,4 +1,4 @@
-/** SPEC §6.1 audit entries. */
+/** protocol §6.1 audit entries. */
 
 export type AuditEvent =
   | 'message.accepted'

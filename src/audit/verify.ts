@@ -1,5 +1,5 @@
 /**
- * Offline verification of an audit export bundle (SPEC §6.5, format in bundle.ts).
+ * Offline verification of an audit export bundle (protocol §6.5, format in bundle.ts).
  *
  * The verifier trusts nothing in the bundle but the log key and the trust anchors
  * (pin both with `vkey` and `trustAnchors`; otherwise the header's are used). It
@@ -427,7 +427,7 @@ class BundleVerifier {
     }
   }
 
-  /** SPEC §6.5 chains, from the entries alone. */
+  /** protocol §6.5 chains, from the entries alone. */
   private checkChain(e: AuditEntry, index: number): void {
     const id = e.messageId;
     switch (e.event) {
@@ -779,7 +779,7 @@ class BundleVerifier {
       });
       return;
     }
-    // SPEC §5.4: the signer is the sending agency, or the gateway signing a decision.
+    // protocol §5.4: the signer is the sending agency, or the gateway signing a decision.
     const { agency, role } = result.signer;
     const bound = agency === env['from'] || (role === 'gateway' && env['type'] === 'status.update');
     if (!bound)
@@ -857,7 +857,7 @@ function unverifiedPayload(jws: string): unknown {
   return parseJson(Buffer.from(parts[1] as string, 'base64url'));
 }
 
-/** SPEC §3 receipt members; `type` is read as any string, the verifier compares it. */
+/** protocol §3 receipt members; `type` is read as any string, the verifier compares it. */
 type ReceiptFields = Omit<ReceiptPayload, 'type'> & { type: string };
 
 function receiptPayload(jws: string): ReceiptFields | undefined {

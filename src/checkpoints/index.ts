@@ -5,7 +5,7 @@ import type { AuditStore, Checkpoint } from '../store/types.js';
 
 export interface CheckpointerOptions {
   store: AuditStore;
-  /** SPEC §6.3: origin line and key name, default `casebridge/<gateway id>`. */
+  /** protocol §6.3: origin line and key name, default `casebridge/<gateway id>`. */
   origin: string;
   keyName: string;
   key: KeyObject;
@@ -16,7 +16,7 @@ export interface CheckpointerOptions {
 
 /**
  * Signs a checkpoint whenever the log has grown since the last one, at least
- * once per interval (SPEC §6.3). Every checkpoint is kept.
+ * once per interval (protocol §6.3). Every checkpoint is kept.
  */
 export class Checkpointer {
   private timer: NodeJS.Timeout | undefined;

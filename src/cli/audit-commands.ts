@@ -6,7 +6,9 @@ import { call } from './client.js';
 import { CliError, EXIT } from './exit.js';
 
 export function registerAuditCommands(program: Command): void {
-  const audit = program.command('audit').description('export and verify the audit log (SPEC §6.5)');
+  const audit = program
+    .command('audit')
+    .description('export and verify the audit log (protocol §6.5)');
 
   audit
     .command('export')

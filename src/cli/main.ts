@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `casebridge` command (SPEC §7). Exit codes: 0 success, 1 a check failed,
+ * The `casebridge` command (protocol §7). Exit codes: 0 success, 1 a check failed,
  * 2 usage or configuration error, with a one-line reason on stderr.
  */
 import { Command, CommanderError } from 'commander';
@@ -43,7 +43,7 @@ function exitCodeFor(e: unknown): number {
     return EXIT.USAGE;
   }
   if (e instanceof TopologyError) {
-    // The broker holds a different topology than SPEC §5.2: an operator must decide.
+    // The broker holds a different topology than protocol §5.2: an operator must decide.
     process.stderr.write(`casebridge: broker topology: ${e.message}\n`);
     return EXIT.USAGE;
   }

@@ -1,5 +1,5 @@
 /**
- * `casebridge init-dev` and `casebridge pki issue|revoke` (SPEC §7). Failures are
+ * `casebridge init-dev` and `casebridge pki issue|revoke` (protocol §7). Failures are
  * thrown as CliError (exit 2 for usage, configuration or unusable input).
  */
 import type { X509Certificate } from 'node:crypto';
@@ -30,7 +30,7 @@ import {
 import { CliError, EXIT } from './exit.js';
 
 const DAY_MS = 86_400_000;
-const AGENCY_ID = /^[A-Z]{2}(-[A-Z0-9]{1,12}){1,4}$/; // SPEC §1.3
+const AGENCY_ID = /^[A-Z]{2}(-[A-Z0-9]{1,12}){1,4}$/; // protocol §1.3
 const DEFAULT_CRL_DAYS = 30;
 
 function usage(reason: string): never {
@@ -116,7 +116,7 @@ export function registerPkiCommands(program: Command): void {
 
   const pki = program
     .command('pki')
-    .description('issue certificates and revoke them (SPEC §1.1, §1.5)');
+    .description('issue certificates and revoke them (protocol §1.1, §1.5)');
 
   pki
     .command('issue')

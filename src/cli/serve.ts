@@ -19,7 +19,7 @@ function tryItBanner(url: string): string {
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('run the gateway, configured by CASEBRIDGE_* environment variables (SPEC §8)')
+    .description('run the gateway, configured by CASEBRIDGE_* environment variables (protocol §8)')
     .action(async () => {
       const config = loadConfig();
       const gw = await startGateway({ config });

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 
-/** Validated configuration (SPEC §8). Paths are absolute. */
+/** Validated configuration (protocol §8). Paths are absolute. */
 export interface Config {
   host: string;
   port: number;
@@ -18,7 +18,7 @@ export interface Config {
   maxBytes: number;
   clockSkewS: number;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
-  /** How often a checkpoint is signed while the log grows (SPEC §6.3: at least every second). */
+  /** How often a checkpoint is signed while the log grows (protocol §6.3: at least every second). */
   checkpointIntervalMs: number;
   /** Deliveries of one message before the broker dead-letters it. */
   deliveryLimit: number;

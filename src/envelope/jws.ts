@@ -32,17 +32,17 @@ export function splitCompact(jws: string): CompactParts {
   return { protectedB64, payloadB64, signatureB64 };
 }
 
-/** SPEC §2.1: `sha256:` + lowercase hex over the JWS's ASCII bytes. */
+/** protocol §2.1: `sha256:` + lowercase hex over the JWS's ASCII bytes. */
 export function digestOf(jws: string): string {
   return 'sha256:' + createHash('sha256').update(jws, 'ascii').digest('hex');
 }
 
-/** `sha256:` + hex of SHA-256 over a certificate's DER (SPEC §6.1 `subject`). */
+/** `sha256:` + hex of SHA-256 over a certificate's DER (protocol §6.1 `subject`). */
 export function certificateSubject(cert: X509Certificate): string {
   return 'sha256:' + createHash('sha256').update(cert.raw).digest('hex');
 }
 
-/** The JWS algorithm our policy uses for a signing key (SPEC §2.1 allow-list). */
+/** The JWS algorithm our policy uses for a signing key (protocol §2.1 allow-list). */
 export function algForKey(key: KeyObject): AllowedAlg {
   switch (key.asymmetricKeyType) {
     case 'ec': {

@@ -13,12 +13,12 @@ function sign(typ: string, payload: unknown, id: SigningIdentity): string {
   return signCompactSync(header, JSON.stringify(payload), id.key);
 }
 
-/** A message JWS (SPEC §2.1). */
+/** A message JWS (protocol §2.1). */
 export function signMessage(envelope: Envelope, id: SigningIdentity): string {
   return sign(MESSAGE_TYP, envelope, id);
 }
 
-/** A receipt JWS (SPEC §3), signed with the gateway's certificate. */
+/** A receipt JWS (protocol §3), signed with the gateway's certificate. */
 export function signReceipt(payload: ReceiptPayload, id: SigningIdentity): string {
   return sign(RECEIPT_TYP, payload, id);
 }

@@ -1,4 +1,4 @@
-/** SPEC §2.2 */
+/** protocol §2.2 */
 export const MESSAGE_TYPES = [
   'evidence.request',
   'evidence.transfer',
@@ -11,7 +11,7 @@ export type MessageType = (typeof MESSAGE_TYPES)[number];
 export const PRIORITIES = ['emergency', 'urgent', 'routine'] as const;
 export type Priority = (typeof PRIORITIES)[number];
 
-/** Message types whose envelope must carry `inReplyTo` (SPEC §2.2). */
+/** Message types whose envelope must carry `inReplyTo` (protocol §2.2). */
 export const REPLY_TYPES: readonly MessageType[] = ['evidence.transfer', 'status.update'];
 
 export const DECISION_STATUSES = [
@@ -39,15 +39,15 @@ export interface Envelope {
   body: Record<string, unknown>;
 }
 
-/** JWS `typ` values (SPEC §2.1, §3). */
+/** JWS `typ` values (protocol §2.1, §3). */
 export const MESSAGE_TYP = 'casebridge-message+jws';
 export const RECEIPT_TYP = 'casebridge-receipt+jws';
 
-/** SPEC §2.1: the only signature algorithms accepted. */
+/** protocol §2.1: the only signature algorithms accepted. */
 export const ALLOWED_ALGS = ['ES256', 'ES384', 'PS256', 'EdDSA'] as const;
 export type AllowedAlg = (typeof ALLOWED_ALGS)[number];
 
-/** SPEC §3: the payload of a receipt. */
+/** protocol §3: the payload of a receipt. */
 export interface ReceiptPayload {
   messageId: string;
   digest: string;

@@ -27,8 +27,8 @@ const FORBIDDEN_HEADER_MEMBERS = ['jku', 'jwk', 'x5u'];
 const MAX_CHAIN = 8;
 
 /**
- * The message checks of SPEC §3 that need nothing but the JWS itself, in the
- * SPEC's order: syntax, header rules, signer certificate, signature, schema.
+ * The message checks of protocol §3 that need nothing but the JWS itself, in the
+ * the protocol's order: syntax, header rules, signer certificate, signature, schema.
  */
 export function verifyMessageJws(jws: string, deps: VerifyDeps): VerifiedMessage {
   const parts = splitCompact(jws);
@@ -84,7 +84,7 @@ function parseObject(deps: VerifyDeps, b64: string, what: string): Record<string
   return v as Record<string, unknown>;
 }
 
-/** SPEC §2.1 header rules; returns the algorithm to verify with. */
+/** protocol §2.1 header rules; returns the algorithm to verify with. */
 function checkHeader(h: Record<string, unknown>): AllowedAlg {
   const alg = h['alg'];
   if (typeof alg !== 'string' || !(ALLOWED_ALGS as readonly string[]).includes(alg)) {

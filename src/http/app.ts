@@ -60,7 +60,7 @@ export interface TlsMaterial {
 }
 
 /**
- * SPEC §1.2: HTTPS only, TLS 1.2 at least, a client certificate always asked for.
+ * protocol §1.2: HTTPS only, TLS 1.2 at least, a client certificate always asked for.
  * The handshake completes without one so the refusal can be problem+json.
  */
 export function createHttpsServer(app: Express, tls: TlsMaterial): Server {

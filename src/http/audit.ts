@@ -129,7 +129,7 @@ export function auditRoutes(ctx: HttpContext): Router {
         vkey: ctx.log.vkey,
         gatewayChain: ctx.gateway.chain.map((c) => c.toString()),
         trustAnchors: ctx.trustAnchors().map((c) => c.toString()),
-        // Even with the grant, an auditor sees only its own agency's messages (SPEC §1.4).
+        // Even with the grant, an auditor sees only its own agency's messages (protocol §1.4).
         messagesFor: (ids) => {
           const out: BundleMessage[] = [];
           for (const id of ids) {

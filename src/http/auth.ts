@@ -38,7 +38,7 @@ function readPeerChain(socket: TLSSocket): Buffer[] {
 }
 
 /**
- * SPEC §1.2: the handshake always completes; the request is then refused with
+ * protocol §1.2: the handshake always completes; the request is then refused with
  * problem+json when no certificate, or an untrusted one, was presented. The
  * chain is checked on every request so a CRL reload takes effect at once.
  */

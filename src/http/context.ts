@@ -22,7 +22,7 @@ export interface HttpContext {
   metrics: Metrics;
   logger: Logger;
   maxBytes: number;
-  /** Agencies whose auditors may export message contents (SPEC §6.4 `messages=true`). */
+  /** Agencies whose auditors may export message contents (protocol §6.4 `messages=true`). */
   exportGrant: ReadonlySet<string>;
   now: () => Date;
   /** JSON Schema documents by file name, for the OpenAPI document. */

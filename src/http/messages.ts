@@ -47,7 +47,7 @@ export function summary(m: MessageRecord) {
   };
 }
 
-/** SPEC §5.3: only the sender's and the recipient's agency ever see a message. */
+/** protocol §5.3: only the sender's and the recipient's agency ever see a message. */
 export function visibleTo(m: MessageRecord | undefined, p: Principal): m is MessageRecord {
   return m !== undefined && (m.from === p.agency || m.to === p.agency);
 }
@@ -80,7 +80,7 @@ export function messageRoutes(ctx: HttpContext): Router {
   r.post(
     '/v1/messages',
     (req: Request, res: Response, next: NextFunction) => {
-      // SPEC §3 check order: size first (the body parser), then the media type.
+      // protocol §3 check order: size first (the body parser), then the media type.
       rawBody(req, res, (err?: unknown) => {
         if (err) return next(err);
         if (!req.is('application/jose')) {
@@ -106,7 +106,7 @@ export function messageRoutes(ctx: HttpContext): Router {
       res.status(result.status).location(`/v1/messages/${result.body.id}`).json(result.body);
     },
   );
-  // Refusals of an authenticated submitter are logged and audited (SPEC §3), content-free.
+  // Refusals of an authenticated submitter are logged and audited (protocol §3), content-free.
   r.use('/v1/messages', async (err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (req.method !== 'POST' || req.path !== '/' || res.locals['principal'] === undefined) {
       return next(err);
@@ -212,7 +212,7 @@ function safeDigest(body: Buffer): string | undefined {
 
 const MAX_THREAD = 1000;
 
-/** SPEC §5.3: every message linked through inReplyTo that the caller may see, root first. */
+/** protocol §5.3: every message linked through inReplyTo that the caller may see, root first. */
 function thread(ctx: HttpContext, start: MessageRecord, p: Principal): MessageRecord[] {
   let root = start;
   const climbed = new Set([root.id]);

@@ -1,5 +1,5 @@
 /**
- * The OpenAPI 3.1 description of the HTTP API (SPEC §8: "generated from … the
+ * The OpenAPI 3.1 description of the HTTP API (docs/protocol.md §8: "generated from … the
  * same JSON Schemas the gateway validates with"). The message schemas are not
  * copied: each document handed in becomes a component, and every `$ref` in it
  * is rewritten from its `$id`-based target to the component that now holds it.
@@ -21,7 +21,7 @@ const SCHEMA_FILE_SUFFIX = '.schema.json';
 const COMPONENT_PREFIX = '#/components/schemas/';
 const ENVELOPE = 'Envelope';
 
-/** SPEC §5.1 lifecycle, derived from the decision statuses. */
+/** docs/protocol.md §5.1 lifecycle, derived from the decision statuses. */
 const MESSAGE_STATUSES = [
   'accepted',
   'queued',
@@ -30,7 +30,7 @@ const MESSAGE_STATUSES = [
   ...DECISION_STATUSES,
 ] as const;
 
-/** Refused on every operation (SPEC §1.2) or possible on any of them. */
+/** Refused on every operation (docs/protocol.md §1.2) or possible on any of them. */
 const COMMON_CODES: readonly ErrorCode[] = [
   'CLIENT_CERT_REQUIRED',
   'CLIENT_CERT_UNTRUSTED',
@@ -175,7 +175,8 @@ function apiSchemas(): Record<string, Json> {
   };
   return {
     Problem: {
-      description: 'RFC 9457 problem details (SPEC §4). Clients switch on `code`, never on text.',
+      description:
+        'RFC 9457 problem details (docs/protocol.md §4). Clients switch on `code`, never on text.',
       type: 'object',
       required: ['type', 'title', 'status', 'code', 'detail'],
       properties: {
@@ -214,18 +215,18 @@ function apiSchemas(): Record<string, Json> {
       pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$',
     },
     MessageStatus: {
-      description: 'SPEC §5.1 lifecycle.',
+      description: 'docs/protocol.md §5.1 lifecycle.',
       type: 'string',
       enum: [...MESSAGE_STATUSES],
     },
     DecisionStatus: {
-      description: 'An officer decision (SPEC §5.4).',
+      description: 'An officer decision (docs/protocol.md §5.4).',
       type: 'string',
       enum: [...DECISION_STATUSES],
     },
     ReceiptPayload: {
       description:
-        'Payload of a receipt JWS (`typ: casebridge-receipt+jws`, signed by the gateway; SPEC §3).',
+        'Payload of a receipt JWS (`typ: casebridge-receipt+jws`, signed by the gateway; docs/protocol.md §3).',
       type: 'object',
       required: ['messageId', 'digest', 'logIndex', 'acceptedAt', 'from', 'to', 'type'],
       properties: {
@@ -239,7 +240,7 @@ function apiSchemas(): Record<string, Json> {
       },
     },
     AcceptResponse: {
-      description: 'The message is durably stored and in the audit log (SPEC §3).',
+      description: 'The message is durably stored and in the audit log (docs/protocol.md §3).',
       type: 'object',
       required: ['id', 'digest', 'logIndex', 'status', 'receipt'],
       properties: {
@@ -312,7 +313,7 @@ function apiSchemas(): Record<string, Json> {
       properties: { items: { type: 'array', items: ref('MessageSummary') } },
     },
     Actor: {
-      description: 'Who did something (SPEC §6.1).',
+      description: 'Who did something (docs/protocol.md §6.1).',
       type: 'object',
       required: ['agency', 'role', 'subject'],
       properties: {
@@ -380,7 +381,7 @@ function apiSchemas(): Record<string, Json> {
     },
     DecisionRequest: {
       description:
-        'An officer decision; the gateway issues it as a signed `status.update` (SPEC §5.4).',
+        'An officer decision; the gateway issues it as a signed `status.update` (docs/protocol.md §5.4).',
       type: 'object',
       additionalProperties: false,
       required: ['status'],
@@ -438,7 +439,7 @@ function apiSchemas(): Record<string, Json> {
       },
     },
     AuditEntry: {
-      description: 'One audit log entry (SPEC §6.1): digests and metadata only.',
+      description: 'One audit log entry (docs/protocol.md §6.1): digests and metadata only.',
       type: 'object',
       required: ['v', 'index', 'ts', 'event', 'actor'],
       properties: {
@@ -583,7 +584,7 @@ const READERS = ['system', 'officer'] as const;
 const ANYONE = ROLES.filter((r) => r !== 'gateway');
 const LIST_CODES: readonly ErrorCode[] = ['FORBIDDEN_ROLE', 'INVALID_PARAMETER'];
 const ORDER =
-  'Most urgent first (`emergency`, `urgent`, `routine`), then earliest `respondBy`, then oldest (SPEC §5.3).';
+  'Most urgent first (`emergency`, `urgent`, `routine`), then earliest `respondBy`, then oldest (docs/protocol.md §5.3).';
 
 function operations(): Op[] {
   const locationHeader = {
@@ -612,7 +613,7 @@ function operations(): Op[] {
       tag: 'messages',
       summary: 'Submit a signed message',
       description:
-        'Checks run in SPEC §3 order; the first failure is returned. On success the message is stored and its ' +
+        'Checks run in docs/protocol.md §3 order; the first failure is returned. On success the message is stored and its ' +
         '`message.accepted` audit entry appended before the response is sent. Resubmitting the same id with the ' +
         'same bytes replays the original response with 200.',
       roles: READERS,
@@ -690,7 +691,8 @@ function operations(): Op[] {
       operationId: 'getMessage',
       tag: 'messages',
       summary: 'One message, with its JWS, receipt and history',
-      description: 'Only for the sender’s or recipient’s agency; anyone else gets 404 (SPEC §5.3).',
+      description:
+        'Only for the sender’s or recipient’s agency; anyone else gets 404 (docs/protocol.md §5.3).',
       roles: READERS,
       parameters: [param('MessageId')],
       responses: { '200': { description: 'The message.', content: json(ref('MessageDetail')) } },
@@ -715,7 +717,8 @@ function operations(): Op[] {
       operationId: 'getMessageProof',
       tag: 'audit',
       summary: 'Inclusion proof of the message’s `message.accepted` entry',
-      description: 'For the sender’s and recipient’s agencies, and auditors (SPEC §6.4).',
+      description:
+        'For the sender’s and recipient’s agencies, and auditors (docs/protocol.md §6.4).',
       roles: [...READERS, 'auditor'],
       parameters: [param('MessageId'), param('ProofSize')],
       responses: { '200': { description: 'The proof.', content: json(ref('InclusionProof')) } },
@@ -728,7 +731,7 @@ function operations(): Op[] {
       tag: 'review',
       summary: 'Take a delivered message for review',
       description:
-        'Officers of the recipient agency. Claiming again by the holder is a no-op (SPEC §5.4).',
+        'Officers of the recipient agency. Claiming again by the holder is a no-op (docs/protocol.md §5.4).',
       roles: ['officer'],
       parameters: [param('MessageId')],
       responses: { '200': { description: 'Claimed.', content: json(ref('ClaimResponse')) } },
@@ -753,7 +756,7 @@ function operations(): Op[] {
       summary: 'Decide a claimed message',
       description:
         'The gateway issues a `status.update` from the recipient agency to the sender (`inReplyTo` = this ' +
-        'message), signed with its own certificate on the officer’s behalf, and delivers it (SPEC §5.4).',
+        'message), signed with its own certificate on the officer’s behalf, and delivers it (docs/protocol.md §5.4).',
       roles: ['officer'],
       parameters: [param('MessageId')],
       requestBody: { required: true, content: json(ref('DecisionRequest')) },
@@ -879,7 +882,7 @@ function operations(): Op[] {
       tag: 'audit',
       summary: 'An offline-verifiable audit bundle',
       description:
-        'For `casebridge audit verify` (SPEC §6.5). With `messages=true` (auditors with that grant only) the ' +
+        'For `casebridge audit verify` (docs/protocol.md §6.5). With `messages=true` (auditors with that grant only) the ' +
         'bundle also carries the JWS of each message and its receipt.',
       roles: ['auditor'],
       parameters: [
@@ -973,9 +976,15 @@ export function buildOpenApi(schemas: Record<string, object>): object {
     servers: [{ url: 'https://127.0.0.1:8443' }],
     security: [{ mtls: [] }],
     tags: [
-      { name: 'messages', description: 'Submit and read signed messages (SPEC §3, §5.3).' },
-      { name: 'review', description: 'Claim and decide received messages (SPEC §5.4).' },
-      { name: 'audit', description: 'The verifiable audit log (SPEC §6).' },
+      {
+        name: 'messages',
+        description: 'Submit and read signed messages (docs/protocol.md §3, §5.3).',
+      },
+      {
+        name: 'review',
+        description: 'Claim and decide received messages (docs/protocol.md §5.4).',
+      },
+      { name: 'audit', description: 'The verifiable audit log (docs/protocol.md §6).' },
     ],
     paths,
     components: {
@@ -984,7 +993,8 @@ export function buildOpenApi(schemas: Record<string, object>): object {
       securitySchemes: {
         mtls: {
           type: 'mutualTLS',
-          description: 'A client certificate chained to a configured trust anchor (SPEC §1.2).',
+          description:
+            'A client certificate chained to a configured trust anchor (docs/protocol.md §1.2).',
         },
       },
     },

@@ -7,7 +7,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 
-/** RFC 9457 problem details, SPEC §4. */
+/** RFC 9457 problem details, protocol §4. */
 export interface Problem {
   type: string;
   title: string;

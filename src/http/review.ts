@@ -9,7 +9,7 @@ import { messageId } from './params.js';
 
 const DECISION_LIMIT = 64 * 1024;
 
-/** SPEC §5.4: officers of the recipient agency claim, release and decide. */
+/** protocol §5.4: officers of the recipient agency claim, release and decide. */
 export function reviewRoutes(ctx: HttpContext): Router {
   const r = Router();
 

@@ -6,7 +6,7 @@ export interface Readiness {
   checks: Record<string, { ok: boolean; detail?: string }>;
 }
 
-/** Plain HTTP on loopback: /healthz, /readyz, /metrics (SPEC §8). */
+/** Plain HTTP on loopback: /healthz, /readyz, /metrics (protocol §8). */
 export function createAdminServer(
   metrics: Metrics,
   readiness: () => Readiness,

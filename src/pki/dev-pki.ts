@@ -1,5 +1,5 @@
 /**
- * The development PKI of `casebridge init-dev` (SPEC §7): two countries' roots, an
+ * The development PKI of `casebridge init-dev` (protocol §7): two countries' roots, an
  * intermediate, the gateway's certificate, three certificates per sample agency, a
  * log key and a sample registry. Pure: returns file contents by relative path;
  * `writeDevPki` puts them on disk. All names are synthetic.

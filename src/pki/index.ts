@@ -1,4 +1,4 @@
-/** The PKI: issuing, CRLs, and the chain checks of SPEC §1.1 and §1.5. */
+/** The PKI: issuing, CRLs, and the chain checks of protocol §1.1 and §1.5. */
 export { ROLES, type Role, type Principal, type ChainFailure } from './types.js';
 export { PkiError, isPkiError } from './errors.js';
 export { KEY_TYPES, generateKey, type KeyType } from './keys.js';

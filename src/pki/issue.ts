@@ -242,7 +242,7 @@ function result(
   };
 }
 
-/** Issues an agency, gateway or test certificate under `caCert` (SPEC §1.1: O=agency, OU=role, CN=name). */
+/** Issues an agency, gateway or test certificate under `caCert` (protocol §1.1: O=agency, OU=role, CN=name). */
 export function issueCertificate(o: IssueOptions): IssuedCertificate {
   const issuer = loadIssuer(o.caCert, o.caKey);
   const pair = o.publicKey ? undefined : generateKey(o.keyType ?? DEFAULT_LEAF_KEY_TYPE);

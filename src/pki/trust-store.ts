@@ -1,5 +1,5 @@
 /**
- * Certificate path validation against configured anchors (SPEC §1.1, §1.5;
+ * Certificate path validation against configured anchors (protocol §1.1, §1.5;
  * RFC 5280 §6.1, simplified to what casebridge needs: no policies, no name
  * constraints — a critical extension we do not understand refuses the chain).
  *
@@ -27,7 +27,7 @@ export interface TrustStoreOptions {
   anchorsPem: string;
   /** PEM with zero or more `X509 CRL` blocks. */
   crlPem?: string;
-  /** Roles accepted in Subject OU; default all of SPEC §1.1. */
+  /** Roles accepted in Subject OU; default all of protocol §1.1. */
   roles?: readonly Role[];
   /** Subject O must satisfy this (for roles other than `gateway`); e.g. `registry.hasAgency`. */
   isKnownOrg?: (o: string) => boolean;
@@ -401,7 +401,7 @@ function unknownCritical(info: CertInfo): boolean {
   return false;
 }
 
-/** SPEC §1.1: exactly one O, one OU naming a role, one non-empty CN. Returns a reason on failure. */
+/** protocol §1.1: exactly one O, one OU naming a role, one non-empty CN. Returns a reason on failure. */
 function subjectFields(info: CertInfo): { agency: string; role: Role; name: string } | string {
   const all = (oid: string): string[] =>
     info.subject.filter((a) => a.oid === oid).map((a) => a.value);
@@ -415,7 +415,7 @@ function subjectFields(info: CertInfo): { agency: string; role: Role; name: stri
   return { agency: o[0]!, role: ou[0] as Role, name: cn[0]! };
 }
 
-/** Convenience for callers mapping a refusal to a SPEC §4 code. */
+/** Convenience for callers mapping a refusal to a protocol §4 code. */
 export function chainFailureOf(e: unknown): ChainFailure | undefined {
   return e instanceof PkiError ? e.failure : undefined;
 }

@@ -1,10 +1,10 @@
 import type { X509Certificate } from 'node:crypto';
 
-/** SPEC §1.1: the certificate Subject `OU`. */
+/** protocol §1.1: the certificate Subject `OU`. */
 export const ROLES = ['system', 'officer', 'auditor', 'gateway'] as const;
 export type Role = (typeof ROLES)[number];
 
-/** Who a verified certificate says it is (SPEC §1.1). */
+/** Who a verified certificate says it is (protocol §1.1). */
 export interface Principal {
   /** Subject `O`: agency id, or the gateway id for the gateway's own certificate. */
   agency: string;
@@ -12,7 +12,7 @@ export interface Principal {
   role: Role;
   /** Subject `CN`: display name or officer id. Personal data: never logged. */
   name: string;
-  /** `sha256:` + lowercase hex of SHA-256 over the leaf certificate DER (SPEC §6.1). */
+  /** `sha256:` + lowercase hex of SHA-256 over the leaf certificate DER (protocol §6.1). */
   subject: string;
   /** The verified leaf. */
   certificate: X509Certificate;

@@ -237,7 +237,7 @@ export function keyIdentifier(spkiDer: Buffer): Buffer {
   return createHash('sha1').update(b.subarray(1)).digest();
 }
 
-/** `sha256:` + lowercase hex SHA-256 of the certificate DER (SPEC §6.1). */
+/** `sha256:` + lowercase hex SHA-256 of the certificate DER (protocol §6.1). */
 export function certificateSubjectId(der: Uint8Array): string {
   return `sha256:${createHash('sha256').update(der).digest('hex')}`;
 }

@@ -1,4 +1,4 @@
-/** Agencies and agreements (SPEC §1.3). */
+/** Agencies and agreements (protocol §1.3). */
 export {
   loadRegistry,
   parseRegistry,

@@ -1,4 +1,4 @@
-/** The registry of agencies and agreements (SPEC §1.3). */
+/** The registry of agencies and agreements (protocol §1.3). */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
@@ -7,7 +7,7 @@ import addFormats from 'ajv-formats';
 import { ConfigError } from '../errors.js';
 import type { MessageType } from '../envelope/types.js';
 
-/** The variable SPEC §8 names for the registry file; every registry error names it. */
+/** The variable protocol §8 names for the registry file; every registry error names it. */
 export const REGISTRY_VARIABLE = 'CASEBRIDGE_REGISTRY';
 export const REGISTRY_SCHEMA_FILE = 'registry.schema.json';
 

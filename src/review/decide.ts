@@ -65,7 +65,7 @@ export function parseDecisionRequest(value: unknown): DecisionRequest {
 }
 
 /**
- * SPEC §5.4: the gateway issues a status.update from the recipient agency to the
+ * protocol §5.4: the gateway issues a status.update from the recipient agency to the
  * sender, signed with its own certificate on the officer's behalf, and records the
  * decision and the new message in one transaction.
  */

@@ -4,7 +4,7 @@
  * a real calendar date, and `T`/`Z` in either case (RFC 3339 §5.6 NOTE).
  *
  * A leap second (`:60`) is refused: `Date.parse` returns NaN for it, and the
- * freshness check (SPEC §3, STALE) must get a number for every accepted value.
+ * freshness check (protocol §3, STALE) must get a number for every accepted value.
  */
 const DATE_TIME =
   /^(\d{4})-(\d{2})-(\d{2})[Tt]([01]\d|2[0-3]):([0-5]\d):([0-5]\d)(?:\.\d{1,9})?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$/;

@@ -1,5 +1,5 @@
 /**
- * Schema validation (SPEC §2.2, §2.3): every JSON Schema in the schema directory
+ * Schema validation (protocol §2.2, §2.3): every JSON Schema in the schema directory
  * is read and compiled once, at start; a request only runs compiled code.
  * Pure core: the only I/O is reading the schema files in `createSchemaSet`.
  */
@@ -108,7 +108,7 @@ function escapePointer(token: string): string {
 }
 
 /**
- * Maps Ajv errors to SPEC §4 `errors`. Paths are JSON Pointers into the
+ * Maps Ajv errors to protocol §4 `errors`. Paths are JSON Pointers into the
  * envelope; a missing member's path names the member (its name comes from the
  * schema). The name of an unknown member is NOT echoed: it comes from the
  * sender's document, so the path names the object that holds it.

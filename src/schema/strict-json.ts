@@ -1,5 +1,5 @@
 /**
- * Strict JSON parsing for signed payloads (SPEC §2.2): RFC 8259 JSON, but a
+ * Strict JSON parsing for signed payloads (protocol §2.2): RFC 8259 JSON, but a
  * document with a duplicate member name anywhere is refused, because a signed
  * document must mean one thing to every reader (RFC 8259 §4 leaves duplicates
  * to the implementation; readers disagree on which value wins).
@@ -19,7 +19,7 @@
  * Lone surrogates (raw, or escaped as `\uD800`) are REFUSED: they cannot be
  * encoded as UTF-8, so readers would disagree on what such a string says.
  *
- * Error details never quote the input (SPEC §4); they give a reason and, where
+ * Error details never quote the input (protocol §4); they give a reason and, where
  * the scanner knows it, a character offset.
  */
 import { CasebridgeError } from '../errors.js';

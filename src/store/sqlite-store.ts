@@ -27,7 +27,7 @@ import type {
 const PRIORITY_RANK: Record<Priority, number> = { emergency: 0, urgent: 1, routine: 2 };
 /** Sorts messages without `respondBy` after every dated one. */
 const NO_DEADLINE = Number.MAX_SAFE_INTEGER;
-/** Statuses from which a message can be claimed (SPEC §5.4). */
+/** Statuses from which a message can be claimed (protocol §5.4). */
 const CLAIMABLE: ReadonlySet<MessageStatus> = new Set(['delivered', 'needs-info', 'in-progress']);
 const DECIDABLE: ReadonlySet<MessageStatus> = new Set(['claimed']);
 
@@ -127,7 +127,7 @@ export class SqliteStore implements Store {
     mkdirSync(opts.dataDir, { recursive: true });
     this.db = new Database(join(opts.dataDir, 'casebridge.sqlite'));
     this.db.pragma('journal_mode = WAL');
-    // FULL: a commit is on disk before the 202 leaves (SPEC §3).
+    // FULL: a commit is on disk before the 202 leaves (protocol §3).
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA_SQL);

@@ -1,7 +1,7 @@
 import type { AuditActor, AuditDraft, NodeSource, StoredEntry } from '../audit/types.js';
 import type { DecisionStatus, Envelope, MessageType, Priority } from '../envelope/types.js';
 
-/** SPEC §5.1 lifecycle. */
+/** protocol §5.1 lifecycle. */
 export type MessageStatus = 'accepted' | 'queued' | 'delivered' | 'claimed' | DecisionStatus;
 
 export interface HistoryItem {
@@ -26,7 +26,7 @@ export interface MessageRecord {
   acceptedAt: string;
   logIndex: number;
   status: MessageStatus;
-  /** The latest decision, once an officer has decided (SPEC §5.4). */
+  /** The latest decision, once an officer has decided (protocol §5.4). */
   decision: DecisionStatus | null;
   /** The claim holder's subject, while claimed. */
   claimedBy: string | null;
@@ -43,7 +43,7 @@ export interface NewMessage {
   actor: AuditActor;
 }
 
-/** The 202 body of SPEC §3. */
+/** The 202 body of protocol §3. */
 export interface AcceptResponse {
   id: string;
   digest: string;
@@ -101,7 +101,7 @@ export interface Checkpoint {
   signedAt: string;
 }
 
-/** The transport's view of the outbox (SPEC §5.2). */
+/** The transport's view of the outbox (protocol §5.2). */
 export interface OutboxPort {
   /** Rows due for a publish attempt, oldest first, excluding ids in `exclude`. */
   dueOutbox(limit: number, now: Date, exclude: ReadonlySet<string>): OutboxItem[];
@@ -119,7 +119,7 @@ export interface InboxPort {
   deliver(messageId: string, digest: string, actor: AuditActor): Promise<DeliverOutcome>;
 }
 
-/** The audit log's storage (SPEC §6). */
+/** The audit log's storage (protocol §6). */
 export interface AuditStore {
   treeSize(): number;
   entries(start: number, end: number): StoredEntry[];

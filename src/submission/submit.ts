@@ -6,7 +6,7 @@ import type { AcceptResponse, ReceiptMaker, Store } from '../store/types.js';
 import type { Envelope } from '../envelope/types.js';
 import type { AuditActor } from '../audit/types.js';
 
-/** The registry questions submission asks (SPEC §1.3). */
+/** The registry questions submission asks (protocol §1.3). */
 export interface AgreementPolicy {
   hasAgency(id: string): boolean;
   permits(from: string, to: string, type: string, at: Date): boolean;
@@ -16,7 +16,7 @@ export interface SubmissionDeps extends VerifyDeps {
   store: Store;
   registry: AgreementPolicy;
   gateway: SigningIdentity;
-  /** SPEC §2.2 `createdAt` may be at most this far in the future. */
+  /** protocol §2.2 `createdAt` may be at most this far in the future. */
   clockSkewMs: number;
   /** Wakes the transport after a commit. */
   onAccepted?: (messageId: string) => void;
@@ -56,7 +56,7 @@ export function receiptMaker(
 }
 
 /**
- * SPEC §3: every check in the SPEC's order, then a durable accept. `client` is the
+ * protocol §3: every check in the the protocol's order, then a durable accept. `client` is the
  * principal of the TLS connection.
  */
 export async function submitMessage(
@@ -72,7 +72,7 @@ export async function submitMessage(
     });
   }
   if (env.type === 'status.update' && 'decidedBy' in env.body) {
-    // decidedBy names an officer on whose behalf the gateway signed (SPEC §5.4).
+    // decidedBy names an officer on whose behalf the gateway signed (protocol §5.4).
     throw new CasebridgeError('SCHEMA_INVALID', 'decidedBy is set only by the gateway', {
       errors: [{ path: '/body/decidedBy', keyword: 'gatewayOnly', message: 'must not be present' }],
     });
@@ -117,7 +117,7 @@ export async function submitMessage(
   }
 }
 
-/** SPEC §2.2: `inReplyTo` names a message between the same two agencies. */
+/** protocol §2.2: `inReplyTo` names a message between the same two agencies. */
 function checkReference(env: Envelope, store: Store): void {
   const ref = store.getMessage(env.inReplyTo!);
   const sameParties =
@@ -131,7 +131,7 @@ function checkReference(env: Envelope, store: Store): void {
   }
 }
 
-/** SPEC §3: a refusal from an authenticated principal becomes an audit entry, content-free. */
+/** protocol §3: a refusal from an authenticated principal becomes an audit entry, content-free. */
 export async function recordRefusal(
   store: Store,
   client: Principal,

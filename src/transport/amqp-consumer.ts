@@ -1,5 +1,5 @@
 /**
- * The inbox consumer (SPEC §5.2): reads `casebridge.inbox.<agency>` for the
+ * The inbox consumer (protocol §5.2): reads `casebridge.inbox.<agency>` for the
  * agencies this gateway serves and records each message into the inbox through
  * `InboxPort.deliver`, acking only after the store answered. Idempotency is the
  * store's: a redelivered id answers 'duplicate' and is acked without a second

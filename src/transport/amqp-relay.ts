@@ -1,5 +1,5 @@
 /**
- * The outbox relay (SPEC §5.2): publishes due outbox rows on a confirm channel,
+ * The outbox relay (protocol §5.2): publishes due outbox rows on a confirm channel,
  * `mandatory`, and marks a row queued only once the broker acked it.
  *
  * Outcomes per message:

@@ -1,5 +1,5 @@
 /**
- * Embedded delivery (SPEC §5.2, no broker URL): the same outbox drained in
+ * Embedded delivery (protocol §5.2, no broker URL): the same outbox drained in
  * process, with the same lifecycle (`queued`, then `delivered`), retries, kick
  * and poll. A row stays in the outbox until its delivery is recorded, so a
  * restart resumes whatever was under way.

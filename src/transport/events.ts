@@ -40,7 +40,7 @@ export interface TransportEvents {
   delivered?(messageId: string): void;
   /** A redelivery of a message already in the inbox (acked, not stored twice). */
   duplicate?(messageId: string): void;
-  /** The broker's topology differs from SPEC §5.2; the component halted. */
+  /** The broker's topology differs from protocol §5.2; the component halted. */
   topologyError?(err: Error): void;
 }
 

@@ -1,6 +1,6 @@
 /**
  * The transport: everything between the store's outbox/inbox ports and the
- * broker (SPEC §5.2), or in-process delivery when no broker URL is configured.
+ * broker (protocol §5.2), or in-process delivery when no broker URL is configured.
  *
  * `start()` in AMQP mode:
  * - resolves once connected with the topology declared, **or** as soon as the
@@ -41,7 +41,7 @@ export {
 export { HEADER_DIGEST, HEADER_FROM, HEADER_LOG_INDEX, JOSE_CONTENT_TYPE } from './amqp-relay.js';
 
 export interface TransportOptions {
-  /** Broker URL; unset = embedded delivery (SPEC §8 `CASEBRIDGE_AMQP_URL`). */
+  /** Broker URL; unset = embedded delivery (protocol §8 `CASEBRIDGE_AMQP_URL`). */
   url?: string | undefined;
   /** Agencies whose inbox queues are declared and (with `consume`) consumed. */
   agencies: string[];

@@ -1,5 +1,5 @@
 /**
- * SPEC §5.2 broker topology. Declared on every (re)connect; idempotent.
+ * protocol §5.2 broker topology. Declared on every (re)connect; idempotent.
  *
  * Each queue is declared on its own throwaway channel: a queue that exists with
  * different arguments makes the broker close the channel with 406
@@ -12,7 +12,7 @@ export const DEAD_EXCHANGE = 'casebridge.dead';
 export const DEAD_QUEUE = 'casebridge.dead';
 export const DEFAULT_DELIVERY_LIMIT = 5;
 
-/** SPEC §1.3 agency ids; they become queue names and routing keys. */
+/** protocol §1.3 agency ids; they become queue names and routing keys. */
 const AGENCY_ID = /^[A-Z]{2}(-[A-Z0-9]{1,12}){1,4}$/;
 
 /** AMQP 0-9-1 reply codes (spec §1.9, "constants"). */
@@ -66,7 +66,7 @@ export function validateTopology(spec: TopologySpec): void {
       throw new TopologyError(
         'TOPOLOGY_INVALID',
         inboxQueue(a),
-        `agency id ${JSON.stringify(a)} is not a SPEC §1.3 id`,
+        `agency id ${JSON.stringify(a)} is not a protocol §1.3 id`,
       );
     }
   }
@@ -88,7 +88,7 @@ export function inboxQueueArguments(deliveryLimit: number): Record<string, strin
   };
 }
 
-/** Declares everything of SPEC §5.2. Throws TopologyError on any refusal. */
+/** Declares everything of protocol §5.2. Throws TopologyError on any refusal. */
 export async function declareTopology(model: ChannelModel, spec: TopologySpec): Promise<void> {
   validateTopology(spec);
   await onThrowawayChannel(model, MESSAGES_EXCHANGE, 'exchange', (ch) =>

@@ -16,7 +16,7 @@ function reason(f: () => unknown): string | undefined {
   return undefined;
 }
 
-describe('audit/entry (SPEC §6.1)', () => {
+describe('audit/entry (protocol §6.1)', () => {
   const full: AuditDraft = {
     detail: { code: 'OK', count: 2, final: true },
     inReplyTo: '5b1c7b0e-0000-4000-8000-000000000001',
@@ -29,7 +29,7 @@ describe('audit/entry (SPEC §6.1)', () => {
     event: 'message.accepted',
   };
 
-  it('writes members in the fixed SPEC order, whatever the draft order', () => {
+  it('writes members in the fixed entry order, whatever the draft order', () => {
     const bytes = serializeEntry(full, 41, TS);
     assert.equal(
       bytes.toString('utf8'),

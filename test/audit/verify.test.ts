@@ -42,7 +42,7 @@ function checkpointLines(log: TestLog, minSize = 0): string[] {
     .map((c) => JSON.stringify({ kind: 'checkpoint', text: c.text }));
 }
 
-describe('audit/verify: offline bundle verification (SPEC §6.5)', function () {
+describe('audit/verify: offline bundle verification (protocol §6.5)', function () {
   this.timeout(120_000);
   let honest: TestLog;
   let lines: string[];

@@ -38,7 +38,7 @@ async function waitHealthy(adminPort: number, child: ChildProcess): Promise<void
   throw new Error('gateway did not become healthy');
 }
 
-describe('casebridge CLI (SPEC §7)', function () {
+describe('casebridge CLI (protocol §7)', function () {
   this.timeout(60_000);
 
   describe('configuration errors', function () {

@@ -1,8 +1,8 @@
 /**
  * Fault: the broker goes away (`rabbitmqctl stop_app`) while agencies keep
  * submitting to a gateway in RabbitMQ mode, and comes back (`start_app`).
- * SPEC §3: every submission is still accepted (the outbox is the source of
- * truth); SPEC §5.2: afterwards every message is delivered exactly once.
+ * protocol §3: every submission is still accepted (the outbox is the source of
+ * truth); protocol §5.2: afterwards every message is delivered exactly once.
  *
  * stop_app takes the WHOLE broker down, for every vhost: `after` restarts it
  * whatever happened.
@@ -45,7 +45,7 @@ const CONCURRENCY = 16;
 /** Submissions pace themselves so that a good share of them falls inside the outage. */
 const PACE_MS = 40;
 
-describe('fault: broker stopped during submissions (SPEC §3, §5.2)', function () {
+describe('fault: broker stopped during submissions (protocol §3, §5.2)', function () {
   this.timeout(150_000);
   let vhost: TestVhost | undefined;
   let t: TestGateway | undefined;

@@ -2,7 +2,7 @@
  * Fault: the consumer process dies after the inbox write committed and before its
  * ack reached the broker (test/fixtures/crashing-consumer.ts SIGKILLs itself
  * there). The broker requeues the unacked message; the next consumer must
- * recognise the redelivery by message id (SPEC §5.2): ack it, and leave exactly one
+ * recognise the redelivery by message id (protocol §5.2): ack it, and leave exactly one
  * delivery and one `message.delivered` entry.
  */
 import assert from 'node:assert/strict';
@@ -65,7 +65,7 @@ function runFixture(env: Record<string, string>, timeoutMs: number): Promise<Exi
   });
 }
 
-describe('fault: consumer killed between inbox write and ack (SPEC §5.2)', function () {
+describe('fault: consumer killed between inbox write and ack (protocol §5.2)', function () {
   this.timeout(60_000);
   let vhost: TestVhost | undefined;
   let dataDir: string | undefined;

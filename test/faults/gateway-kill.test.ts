@@ -1,7 +1,7 @@
 /**
  * Fault: `kill -9` of the gateway process while agencies submit, several times,
  * each time restarted on the same data directory (`casebridge serve`, RabbitMQ
- * mode). SPEC §3: a 202 means durably stored; SPEC §5.2: nothing accepted is
+ * mode). protocol §3: a 202 means durably stored; protocol §5.2: nothing accepted is
  * lost or delivered twice. A request cut by the kill may or may not have been
  * accepted: the same bytes are submitted again after the restart and idempotency
  * answers 200 (it was) or 202 (it was not).
@@ -118,7 +118,7 @@ function fileReader(snap: ReturnType<typeof readStoreFile>): AuditLogReader {
   };
 }
 
-describe('fault: gateway process killed with SIGKILL and restarted (SPEC §3, §5.2, §6)', function () {
+describe('fault: gateway process killed with SIGKILL and restarted (protocol §3, §5.2, §6)', function () {
   this.timeout(150_000);
   let vhost: TestVhost | undefined;
   let gwp: GatewayProcess | undefined;
@@ -281,7 +281,7 @@ describe('fault: gateway process killed with SIGKILL and restarted (SPEC §3, §
     assert.equal(await queueDepth(url, inboxQueue(TO)), 0, 'inbox queue empty');
     assert.equal(await queueDepth(url, DEAD_QUEUE), 0, 'nothing dead-lettered');
 
-    // Offline: export the whole log from the file and verify it (SPEC §6.5).
+    // Offline: export the whole log from the file and verify it (protocol §6.5).
     const last = snap.checkpoints[snap.checkpoints.length - 1];
     assert.equal(last?.size, stored.length, 'the shutdown signed a checkpoint over the whole log');
     const logKey = createPublicKey(pki.files['log/log.key.pem']!);

@@ -1,7 +1,7 @@
 /**
  * Test PKI fixtures.
  *
- * - `getTestPki()` — the `init-dev` PKI (SPEC §7 layout), generated once per test
+ * - `getTestPki()` — the `init-dev` PKI (protocol §7 layout), generated once per test
  *   process into a temp dir and removed at exit. `files['agencies/CN-GX-CZ/officer.crt.pem']`
  *   is the text; `path(rel)` its absolute path. Leaf `.crt.pem` files hold leaf + intermediates.
  * - `issueTestCert(opts)` — one special certificate: expired, not yet valid, from an

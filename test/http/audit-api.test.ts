@@ -28,7 +28,7 @@ interface Proof {
   checkpoint?: string;
 }
 
-describe('audit log API (SPEC §6.4)', function () {
+describe('audit log API (protocol §6.4)', function () {
   let t: TestGateway;
   let aSys: Identity;
   let aAuditor: Identity;

@@ -14,7 +14,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 type Json = Record<string, unknown>;
 
-/** The endpoints of SPEC §3, §5.3, §5.4, §6.4, §8. */
+/** The endpoints of protocol §3, §5.3, §5.4, §6.4, §8. */
 const ENDPOINTS: [string, string][] = [
   ['post', '/v1/messages'],
   ['get', '/v1/inbox'],

@@ -27,7 +27,7 @@ interface Summary {
   inReplyTo: string | null;
 }
 
-describe('reading and deciding (SPEC §5.3, §5.4)', function () {
+describe('reading and deciding (protocol §5.3, §5.4)', function () {
   let t: TestGateway;
   let aSys: Identity;
   let aOfficer: Identity;

@@ -34,7 +34,7 @@ interface Problem {
   errors?: { path: string; keyword: string }[];
 }
 
-describe('submission over mutual TLS (SPEC §3)', function () {
+describe('submission over mutual TLS (protocol §3)', function () {
   let t: TestGateway;
   let aSys: Identity;
   let aOfficer: Identity;
@@ -106,7 +106,7 @@ describe('submission over mutual TLS (SPEC §3)', function () {
         expect(body.digest).to.match(/^sha256:[0-9a-f]{64}$/);
         expect(res.headers['location']).to.equal(`/v1/messages/${env.id}`);
 
-        // The receipt is a JWS by the gateway certificate, over the SPEC §3 members.
+        // The receipt is a JWS by the gateway certificate, over the protocol §3 members.
         const header = decodeProtectedHeader(body.receipt);
         expect(header.typ).to.equal('casebridge-receipt+jws');
         const gatewayCert = new X509Certificate(Buffer.from(header.x5c![0]!, 'base64'));

@@ -420,7 +420,7 @@ describe('schema/createSchemaSet', () => {
     });
 
     it('every string is bounded, every array bounded, every object closed', () => {
-      // A lint over our own schemas: SPEC §2.3 "strings are bounded; arrays are bounded".
+      // A lint over our own schemas: protocol §2.3 "strings are bounded; arrays are bounded".
       const ours = ['envelope', ...MESSAGE_TYPES].map((n) => `${n}.schema.json`);
       const problems: string[] = [];
       const walk = (node: unknown, where: string): void => {

@@ -43,7 +43,7 @@ function reference(store: SqliteStore): MemoryTree {
   return tree;
 }
 
-describe('store: the audit Merkle tree in SQLite (SPEC §6.2)', function () {
+describe('store: the audit Merkle tree in SQLite (protocol §6.2)', function () {
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'casebridge-tree-'));

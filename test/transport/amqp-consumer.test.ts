@@ -23,7 +23,7 @@ import {
   recordingLogger,
 } from './fakes.js';
 
-describe('transport AMQP consumer (SPEC §5.2)', () => {
+describe('transport AMQP consumer (protocol §5.2)', () => {
   let vhost: TestVhost;
   let transport: Transport | undefined;
   let conn: ChannelModel | undefined;
@@ -200,7 +200,7 @@ describe('transport AMQP consumer (SPEC §5.2)', () => {
   });
 });
 
-describe('transport interoperability (SPEC §5.2: any AMQP client can verify the body alone)', () => {
+describe('transport interoperability (protocol §5.2: any AMQP client can verify the body alone)', () => {
   let vhost: TestVhost;
   before(async () => {
     vhost = await createTestVhost();

@@ -15,7 +15,7 @@ import { connect } from 'amqplib';
 import { declareTopology, inboxQueue } from '../../src/transport/topology.js';
 import { FakeInbox, FakeOutbox, GATEWAY_ACTOR, recordingLogger } from './fakes.js';
 
-describe('transport AMQP relay (SPEC §5.2)', () => {
+describe('transport AMQP relay (protocol §5.2)', () => {
   let vhost: TestVhost;
   let transport: Transport | undefined;
 

@@ -12,7 +12,7 @@ import { testEnv } from '../helpers/gateway.js';
 
 const MAIN = join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist/src/cli/main.js');
 
-describe('gateway start against a broker with a conflicting queue (SPEC §5.2)', function () {
+describe('gateway start against a broker with a conflicting queue (protocol §5.2)', function () {
   this.timeout(60_000);
   let vhost: TestVhost;
 

@@ -15,10 +15,10 @@ import {
 import { getTestPki } from '../helpers/pki.js';
 
 /**
- * SPEC §5.2: the body is the sender's exact JWS, so any AMQP client can verify it
+ * protocol §5.2: the body is the sender's exact JWS, so any AMQP client can verify it
  * alone. This consumer uses amqplib, jose and node:crypto only: no gateway code.
  */
-describe('interoperability: an agency reads its RabbitMQ inbox with its own client (SPEC §5.2)', function () {
+describe('interoperability: an agency reads its RabbitMQ inbox with its own client (protocol §5.2)', function () {
   this.timeout(60_000);
   let vhost: TestVhost;
   let t: TestGateway;

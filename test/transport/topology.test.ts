@@ -10,7 +10,7 @@ import {
 import { createTransport } from '../../src/transport/index.js';
 import { FakeInbox, FakeOutbox, GATEWAY_ACTOR } from './fakes.js';
 
-describe('transport topology (SPEC §5.2)', () => {
+describe('transport topology (protocol §5.2)', () => {
   let vhost: TestVhost;
   let conn: ChannelModel;
 
