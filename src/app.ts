@@ -29,10 +29,20 @@ import { Metrics } from './ops/metrics.js';
 import { parsePemChain } from './pki/pem.js';
 import { TrustStore } from './pki/trust-store.js';
 import { loadRegistry, type Registry } from './registry/index.js';
+import { EventHub } from './review/events.js';
+import type { DecideDeps } from './review/index.js';
+import { ReviewSweeper } from './review/sweeper.js';
 import { createSchemaSet, parseStrictJson } from './schema/index.js';
 import { SqliteStore } from './store/index.js';
 import type { SubmissionDeps } from './submission/submit.js';
 import { createTransport, type Transport } from './transport/index.js';
+
+/** Event streams one certificate may hold open (a few console tabs), and in all. */
+const MAX_STREAMS_PER_PRINCIPAL = 8;
+const MAX_STREAMS = 2000;
+/** How often claims are checked for lapse and deadlines for overdue (protocol §5.5). */
+const SWEEP_INTERVAL_MS = 1000;
+const DECISION_SCHEMA_FILE = 'decision.schema.json';
 
 /** `<package root>/schemas`, whether running from `dist/src` or elsewhere. */
 export const SCHEMA_DIR = fileURLToPath(new URL('../../schemas/', import.meta.url));
@@ -55,6 +65,8 @@ export interface Gateway {
   readonly url: string;
   /** `http://127.0.0.1:port` of the admin endpoints. */
   readonly adminUrl: string;
+  /** Lapses expired claims and reports overdue messages (protocol §5.5). */
+  readonly sweeper: ReviewSweeper;
   /** Re-reads CASEBRIDGE_CRL (SIGHUP). On error the previous CRLs stay in force. */
   reloadCrl(): Promise<void>;
   close(): Promise<void>;
@@ -184,12 +196,25 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const logName = `casebridge/${gateway.id}`;
   const vkey = vkeyFor(logName, createPublicKey(logKey));
 
-  const store = new SqliteStore({ dataDir: config.dataDir, now });
   const gatewayActor: AuditActor = {
     agency: gateway.id,
     role: 'gateway',
     subject: certificateSubject(gateway.chain[0]!),
   };
+  const store = new SqliteStore({ dataDir: config.dataDir, now, gatewayActor });
+  const events = new EventHub({
+    maxPerPrincipal: MAX_STREAMS_PER_PRINCIPAL,
+    maxTotal: MAX_STREAMS,
+    lookup: (id) => store.getMessage(id),
+  });
+  store.onChange((change) => events.publish(change));
+  const sweeper = new ReviewSweeper({
+    store,
+    actor: gatewayActor,
+    now,
+    logger,
+    intervalMs: SWEEP_INTERVAL_MS,
+  });
 
   const transport = createTransport({
     url: config.amqpUrl,
@@ -232,9 +257,20 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     clockSkewMs: config.clockSkewS * 1000,
     onAccepted: () => transport.kick(),
   };
+  const review: DecideDeps = {
+    store,
+    submission,
+    claimTtlMs: config.claimTtlS * 1000,
+    now,
+    validateDecision: (v) => schemas.validate(DECISION_SCHEMA_FILE, v),
+  };
   const ctx: HttpContext = {
     store,
     submission,
+    review,
+    events,
+    claimExpiredSeen: () => sweeper.kick(),
+    heartbeatMs: config.eventsHeartbeatS * 1000,
     verifyClient: (ders, at) => trust.verifyChain(trust.chainFromDer(ders), at),
     gateway: { id: gateway.id, key: gateway.key, chain: gateway.chain },
     log: { origin: logName, vkey, publicKey: createPublicKey(logKey) },
@@ -271,6 +307,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     throw e;
   }
   checkpointer.start();
+  sweeper.start();
 
   const app = createHttpApp(ctx);
   const https = createHttpsServer(app, {
@@ -293,6 +330,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     metrics.inFlight.set(t.inFlight);
     metrics.brokerConnected.set(t.connected ? 1 : 0);
     metrics.auditSize.set(store.treeSize());
+    metrics.eventStreams.set(events.size);
+    metrics.overdue.reset();
+    metrics.dueSoon.reset();
+    for (const c of store.deadlineCounts(now())) {
+      const labels = { agency: c.agency, priority: c.priority };
+      metrics.overdue.set(labels, c.overdue);
+      metrics.dueSoon.set(labels, c.dueSoon);
+    }
   };
   const admin = createAdminServer(metrics, readiness, refresh);
 
@@ -311,6 +356,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     store,
     transport,
     checkpointer,
+    sweeper,
     metrics,
     https,
     admin,
@@ -324,7 +370,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       logger.info('CRLs reloaded', { ...summary });
     },
     async close() {
+      events.closeAll();
       await close(https);
+      await sweeper.stop();
       await close(admin);
       checkpointer.stop();
       await transport.stop();

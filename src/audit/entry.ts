@@ -20,6 +20,7 @@ const EVENTS: Record<AuditEvent, true> = {
   'message.delivered': true,
   'message.claimed': true,
   'message.released': true,
+  'message.claim-lapsed': true,
   'message.decided': true,
   'message.dead-lettered': true,
   'pki.crl-loaded': true,

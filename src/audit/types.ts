@@ -7,6 +7,7 @@ export type AuditEvent =
   | 'message.delivered'
   | 'message.claimed'
   | 'message.released'
+  | 'message.claim-lapsed'
   | 'message.decided'
   | 'message.dead-lettered'
   | 'pki.crl-loaded'

@@ -26,6 +26,10 @@ export interface Config {
   exportGrant: string[];
   /** Agencies that read their RabbitMQ inbox queue themselves; the gateway does not consume it. */
   externalInboxes: string[];
+  /** protocol §5.5: a claim lapses after this many seconds. */
+  claimTtlS: number;
+  /** Seconds between `: ping` comments on `GET /v1/events`. */
+  eventsHeartbeatS: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -117,5 +121,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     deliveryLimit: int(env, 'CASEBRIDGE_DELIVERY_LIMIT', 5, 1, 1000),
     exportGrant: agencyList(env, 'CASEBRIDGE_EXPORT_GRANT'),
     externalInboxes: agencyList(env, 'CASEBRIDGE_EXTERNAL_INBOXES'),
+    claimTtlS: int(env, 'CASEBRIDGE_CLAIM_TTL_S', 1800, 1, 7 * 86400),
+    eventsHeartbeatS: int(env, 'CASEBRIDGE_EVENTS_HEARTBEAT_S', 15, 1, 300),
   };
 }

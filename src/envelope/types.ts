@@ -14,7 +14,9 @@ export type Priority = (typeof PRIORITIES)[number];
 /** Message types whose envelope must carry `inReplyTo` (protocol §2.2). */
 export const REPLY_TYPES: readonly MessageType[] = ['evidence.transfer', 'status.update'];
 
+/** protocol §2.3 `status.update` statuses: the decision on the message it answers (protocol §5.1). */
 export const DECISION_STATUSES = [
+  'received',
   'accepted',
   'rejected',
   'needs-info',

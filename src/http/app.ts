@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:https';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { CasebridgeError } from '../errors.js';
 import { auditRoutes } from './audit.js';
+import { eventRoutes } from './events.js';
 import { requireClient } from './auth.js';
 import type { HttpContext } from './context.js';
 import { messageRoutes } from './messages.js';
@@ -43,6 +44,7 @@ export function createHttpApp(ctx: HttpContext): Express {
   });
   app.use(messageRoutes(ctx));
   app.use(reviewRoutes(ctx));
+  app.use(eventRoutes(ctx));
   app.use(auditRoutes(ctx));
   app.use((_req: Request, _res: Response, next: NextFunction) => {
     next(new CasebridgeError('NOT_FOUND', 'no such resource'));

@@ -2,6 +2,8 @@ import type { KeyObject } from 'node:crypto';
 import type { SigningIdentity } from '../envelope/sign.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Logger } from '../ops/logger.js';
+import type { EventHub } from '../review/events.js';
+import type { DecideDeps } from '../review/index.js';
 import type { Store } from '../store/types.js';
 import type { SubmissionDeps } from '../submission/submit.js';
 import type { ChainVerifier } from './auth.js';
@@ -11,6 +13,14 @@ import type { X509Certificate } from 'node:crypto';
 export interface HttpContext {
   store: Store;
   submission: SubmissionDeps;
+  /** Claims and decisions (protocol §5.4, §5.5). */
+  review: DecideDeps;
+  /** Subscribers of `GET /v1/events`. */
+  events: EventHub;
+  /** A reader met a claim past its lapse time: wake the sweep that records it. */
+  claimExpiredSeen(): void;
+  /** Period of `: ping` comments on the event stream. */
+  heartbeatMs: number;
   verifyClient: ChainVerifier;
   gateway: SigningIdentity & { id: string };
   log: {

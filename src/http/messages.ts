@@ -1,10 +1,11 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { inclusionProof } from '../audit/merkle.js';
 import { digestOf } from '../envelope/jws.js';
-import { MESSAGE_TYPES, PRIORITIES } from '../envelope/types.js';
+import { DECISION_STATUSES, MESSAGE_TYPES, PRIORITIES } from '../envelope/types.js';
 import { CasebridgeError, isCasebridgeError, type ErrorCode } from '../errors.js';
 import type { Principal } from '../pki/types.js';
-import type { ListQuery, MessageRecord, MessageStatus } from '../store/types.js';
+import { LIFECYCLE_STATUSES, reviewView } from '../review/index.js';
+import type { ListQuery, MessageRecord } from '../store/types.js';
 import { recordRefusal, submitMessage } from '../submission/submit.js';
 import { principalOf, requireRole } from './auth.js';
 import type { HttpContext } from './context.js';
@@ -12,23 +13,27 @@ import { messageId, optEnum, optInt, optString } from './params.js';
 import { toProblem, sendProblem } from './problem.js';
 import { proofSize } from './audit.js';
 
-const STATUSES: readonly MessageStatus[] = [
-  'accepted',
-  'queued',
-  'delivered',
-  'claimed',
-  'rejected',
-  'needs-info',
-  'in-progress',
-  'executed',
-  'partially-executed',
-];
+/** `status=`: a lifecycle status, `open` (all but decided) or `all` (protocol §5.1, §5.3). */
+const STATUS_FILTERS = [...LIFECYCLE_STATUSES, 'open', 'all'] as const;
+/** `decision=`: a decision, or `none` for messages without one. */
+const DECISION_FILTERS = [...DECISION_STATUSES, 'none'] as const;
 const READER_ROLES = ['system', 'officer'] as const;
 const DEFAULT_PAGE = 50;
 const MAX_PAGE = 200;
 
-/** A list item: routing metadata without the body. */
-export function summary(m: MessageRecord) {
+/**
+ * The review state a reader sees at `now`; an expired claim shows as lapsed at
+ * once, and the sweep is woken to record the lapse.
+ */
+export function reviewFields(ctx: HttpContext, m: MessageRecord) {
+  const { stale, ...view } = reviewView(m, ctx.now());
+  if (stale) ctx.claimExpiredSeen();
+  return view;
+}
+
+/** A list item: routing metadata and review state, without the body. */
+export function summary(ctx: HttpContext, m: MessageRecord) {
+  const view = reviewFields(ctx, m);
   return {
     id: m.id,
     type: m.type,
@@ -36,12 +41,16 @@ export function summary(m: MessageRecord) {
     to: m.to,
     priority: m.priority,
     respondBy: m.respondBy,
+    deadline: view.deadline,
+    overdue: view.overdue,
+    dueSoon: view.dueSoon,
     caseRef: m.envelope.caseRef,
     inReplyTo: m.inReplyTo,
     createdAt: m.createdAt,
     acceptedAt: m.acceptedAt,
-    status: m.status,
-    decision: m.decision,
+    status: view.status,
+    decision: view.decision,
+    claim: view.claim,
     digest: m.digest,
     logIndex: m.logIndex,
   };
@@ -140,16 +149,19 @@ export function messageRoutes(ctx: HttpContext): Router {
       direction: dir,
       limit: optInt(q, 'limit', 1, MAX_PAGE) ?? DEFAULT_PAGE,
     };
-    const status = optEnum(q, 'status', STATUSES);
+    // The inbox shows what is still open unless asked otherwise; the general list shows all.
+    const status = optEnum(q, 'status', STATUS_FILTERS) ?? (direction ? 'open' : 'all');
+    const decision = optEnum(q, 'decision', DECISION_FILTERS);
     const type = optEnum(q, 'type', MESSAGE_TYPES);
     const priority = optEnum(q, 'priority', PRIORITIES);
     const cursor = optString(q, 'cursor');
-    if (status) query.status = status;
+    if (status !== 'all') query.status = status;
+    if (decision) query.decision = decision;
     if (type) query.type = type;
     if (priority) query.priority = priority;
     if (cursor) query.cursor = cursor;
     const page = ctx.store.list(query);
-    res.json({ items: page.items.map(summary), nextCursor: page.nextCursor });
+    res.json({ items: page.items.map((m) => summary(ctx, m)), nextCursor: page.nextCursor });
   };
   r.get('/v1/inbox', listHandler('received'));
   r.get('/v1/messages', listHandler());
@@ -157,14 +169,19 @@ export function messageRoutes(ctx: HttpContext): Router {
   r.get('/v1/messages/:id', (req: Request, res: Response) => {
     const p = requireRole(res, READER_ROLES, 'reading messages');
     const m = findVisible(ctx, messageId(req.params['id']), p);
+    const view = reviewFields(ctx, m);
     res.json({
       id: m.id,
       envelope: m.envelope,
       jws: m.jws,
       digest: m.digest,
       logIndex: m.logIndex,
-      status: m.status,
-      decision: m.decision,
+      status: view.status,
+      decision: view.decision,
+      claim: view.claim,
+      deadline: view.deadline,
+      overdue: view.overdue,
+      dueSoon: view.dueSoon,
       acceptedAt: m.acceptedAt,
       receipt: (JSON.parse(m.response) as { receipt: string }).receipt,
       history: ctx.store.history(m.id),
@@ -174,7 +191,7 @@ export function messageRoutes(ctx: HttpContext): Router {
   r.get('/v1/messages/:id/thread', (req: Request, res: Response) => {
     const p = requireRole(res, READER_ROLES, 'reading messages');
     const start = findVisible(ctx, messageId(req.params['id']), p);
-    res.json({ items: thread(ctx, start, p).map(summary) });
+    res.json({ items: thread(ctx, start, p).map((m) => summary(ctx, m)) });
   });
 
   r.get('/v1/messages/:id/proof', (req: Request, res: Response) => {

@@ -73,6 +73,23 @@ export class Metrics {
     help: 'Entries in the audit log',
     registers: [this.registry],
   });
+  readonly overdue = new Gauge({
+    name: 'casebridge_messages_overdue',
+    help: 'Undecided messages past their deadline, by recipient agency and priority',
+    labelNames: ['agency', 'priority'] as const,
+    registers: [this.registry],
+  });
+  readonly dueSoon = new Gauge({
+    name: 'casebridge_messages_due_soon',
+    help: 'Undecided messages with under a quarter of their time left, by recipient agency and priority',
+    labelNames: ['agency', 'priority'] as const,
+    registers: [this.registry],
+  });
+  readonly eventStreams = new Gauge({
+    name: 'casebridge_event_streams',
+    help: 'Open GET /v1/events streams',
+    registers: [this.registry],
+  });
   readonly checkpointSize = new Gauge({
     name: 'casebridge_audit_checkpoint_size',
     help: 'Tree size of the latest signed checkpoint',

@@ -1,67 +1,34 @@
 import { randomUUID } from 'node:crypto';
 import { digestOf } from '../envelope/jws.js';
 import { signMessage } from '../envelope/sign.js';
-import { DECISION_STATUSES, type DecisionStatus, type Envelope } from '../envelope/types.js';
+import type { DecisionStatus, Envelope } from '../envelope/types.js';
 import { CasebridgeError, type ValidationIssue } from '../errors.js';
 import type { Principal } from '../pki/types.js';
 import type { AcceptOutcome, MessageRecord } from '../store/types.js';
 import { actorOf, receiptMaker, type SubmissionDeps } from '../submission/submit.js';
+import { refusalError, type ReviewDeps } from './claim.js';
 
+/** The body of `POST /v1/messages/{id}/decision`, as schemas/decision.schema.json admits it. */
 export interface DecisionRequest {
   status: DecisionStatus;
   reason?: string;
+  partnerCaseRef?: string;
+  expectedBy?: string;
 }
 
-const MAX_REASON = 4000;
+export interface DecideDeps extends ReviewDeps {
+  submission: SubmissionDeps;
+  /** schemas/decision.schema.json, compiled at start. */
+  validateDecision(value: unknown): ValidationIssue[] | null;
+}
 
-/** Validates the body of `POST /v1/messages/{id}/decision`; problems are data. */
-export function parseDecisionRequest(value: unknown): DecisionRequest {
-  const issues: ValidationIssue[] = [];
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new CasebridgeError('SCHEMA_INVALID', 'the decision must be a JSON object', {
-      errors: [{ path: '', keyword: 'type', message: 'must be object' }],
-    });
-  }
-  const v = value as Record<string, unknown>;
-  for (const k of Object.keys(v)) {
-    if (k !== 'status' && k !== 'reason') {
-      issues.push({
-        path: '',
-        keyword: 'additionalProperties',
-        message: 'must NOT have additional properties',
-      });
-    }
-  }
-  const status = v['status'];
-  if (typeof status !== 'string' || !(DECISION_STATUSES as readonly string[]).includes(status)) {
-    issues.push({
-      path: '/status',
-      keyword: 'enum',
-      message: `must be one of ${DECISION_STATUSES.join(', ')}`,
-    });
-  }
-  const reason = v['reason'];
-  if (
-    reason !== undefined &&
-    (typeof reason !== 'string' || reason.length === 0 || reason.length > MAX_REASON)
-  ) {
-    issues.push({
-      path: '/reason',
-      keyword: 'maxLength',
-      message: `must be a string of 1..${MAX_REASON}`,
-    });
-  }
-  if ((status === 'rejected' || status === 'needs-info') && reason === undefined) {
-    issues.push({
-      path: '/reason',
-      keyword: 'required',
-      message: 'is required when rejecting or asking for information',
-    });
-  }
-  if (issues.length > 0) {
+/** Validates a parsed decision body; problems are data (protocol §4 `errors`). */
+export function parseDecisionRequest(value: unknown, deps: DecideDeps): DecisionRequest {
+  const issues = deps.validateDecision(value);
+  if (issues) {
     throw new CasebridgeError('SCHEMA_INVALID', 'the decision is not valid', { errors: issues });
   }
-  return { status: status as DecisionStatus, ...(typeof reason === 'string' ? { reason } : {}) };
+  return value as DecisionRequest;
 }
 
 /**
@@ -73,9 +40,14 @@ export async function decide(
   original: MessageRecord,
   request: DecisionRequest,
   officer: Principal,
-  deps: SubmissionDeps,
-): Promise<{ original: MessageRecord; outcome: AcceptOutcome; update: Envelope }> {
-  const now = deps.now();
+  deps: DecideDeps,
+): Promise<{
+  outcome: Extract<AcceptOutcome, { kind: 'accepted' }>;
+  update: Envelope;
+  record: MessageRecord;
+}> {
+  const sub = deps.submission;
+  const now = sub.now();
   const update: Envelope = {
     id: randomUUID(),
     type: 'status.update',
@@ -89,31 +61,44 @@ export async function decide(
     body: {
       status: request.status,
       ...(request.reason === undefined ? {} : { reason: request.reason }),
+      ...(request.partnerCaseRef === undefined ? {} : { partnerCaseRef: request.partnerCaseRef }),
+      ...(request.expectedBy === undefined ? {} : { expectedBy: request.expectedBy }),
       decidedBy: { subject: officer.subject, name: officer.name },
     },
   };
-  const issues = deps.validateEnvelope(update);
+  const issues = sub.validateEnvelope(update);
   if (issues)
     throw new CasebridgeError(
       'SCHEMA_INVALID',
       'the decision does not make a valid status.update',
       { errors: issues },
     );
-  if (!deps.registry.permits(update.from, update.to, update.type, now)) {
+  if (!sub.registry.permits(update.from, update.to, update.type, now)) {
     throw new CasebridgeError(
       'NOT_PERMITTED',
       'no valid agreement covers a status.update between these agencies',
     );
   }
-  const jws = signMessage(update, deps.gateway);
+  const jws = signMessage(update, sub.gateway);
   const digest = digestOf(jws);
-  const outcome = await deps.store.decide(
+  const actor = { ...actorOf(officer), name: officer.name };
+  const { review, accept } = await sub.store.decide(
     original.id,
-    request.status,
-    actorOf(officer),
-    { id: update.id, digest, jws, envelope: update, actor: actorOf(officer) },
-    receiptMaker(update, digest, deps.gateway),
+    {
+      kind: 'decide',
+      officer: { subject: officer.subject, name: officer.name },
+      decision: request.status,
+      ttlMs: deps.claimTtlMs,
+    },
+    actor,
+    { id: update.id, digest, jws, envelope: update, actor },
+    receiptMaker(update, digest, sub.gateway),
   );
-  if (outcome.kind === 'accepted') deps.onAccepted?.(update.id);
-  return { original, outcome, update };
+  if (review.kind === 'unknown') throw new CasebridgeError('NOT_FOUND', 'no such message');
+  if (review.kind === 'refused') throw refusalError(review.refusal);
+  if (accept === undefined || accept.kind !== 'accepted') {
+    throw new CasebridgeError('INTERNAL', 'the decision could not be recorded');
+  }
+  sub.onAccepted?.(update.id);
+  return { outcome: accept, update, record: review.record };
 }

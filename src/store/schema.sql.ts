@@ -2,7 +2,7 @@
  * The embedded store's schema. Audit tables refuse UPDATE and DELETE in the
  * database itself (defence in depth: the application never issues them).
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -21,19 +21,31 @@ CREATE TABLE IF NOT EXISTS messages (
   priority       TEXT NOT NULL,
   priority_rank  INTEGER NOT NULL,
   respond_by     TEXT,
-  respond_by_key INTEGER NOT NULL,
+  -- protocol §5.5: the earliest of respondBy and a freeze's executeBy; ms, or MAX_SAFE_INTEGER.
+  deadline_key   INTEGER NOT NULL,
   in_reply_to    TEXT,
   created_at     TEXT NOT NULL,
   accepted_at    TEXT NOT NULL,
   log_index      INTEGER NOT NULL,
+  -- Lifecycle only (accepted|queued|delivered|claimed|decided); the decision is its own column.
   status         TEXT NOT NULL,
-  -- Set once an officer has decided; status then holds the decision.
   decision       TEXT,
-  claimed_by     TEXT
+  claimed_by     TEXT,
+  deadline       TEXT,
+  -- From this instant (ms) the message is due soon.
+  due_soon_key   INTEGER NOT NULL DEFAULT 9007199254740991,
+  claimed_name   TEXT,
+  claimed_at     TEXT,
+  claim_expires_at INTEGER,
+  -- 1 once the gateway reported the message overdue.
+  overdue_noted  INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS messages_received ON messages (to_agency, priority_rank, respond_by_key, seq);
-CREATE INDEX IF NOT EXISTS messages_sent ON messages (from_agency, priority_rank, respond_by_key, seq);
+CREATE INDEX IF NOT EXISTS messages_received ON messages (to_agency, priority_rank, deadline_key, seq);
+CREATE INDEX IF NOT EXISTS messages_sent ON messages (from_agency, priority_rank, deadline_key, seq);
 CREATE INDEX IF NOT EXISTS messages_reply ON messages (in_reply_to);
+CREATE INDEX IF NOT EXISTS messages_claims ON messages (claim_expires_at) WHERE status = 'claimed';
+CREATE INDEX IF NOT EXISTS messages_open_deadlines ON messages (deadline_key)
+  WHERE status <> 'decided' AND overdue_noted = 0;
 
 -- The bytes of a message, written once: status changes rewrite only the small row above.
 -- The envelope is the JWS payload and is not stored twice.
@@ -50,7 +62,11 @@ CREATE TABLE IF NOT EXISTS message_history (
   at             TEXT NOT NULL,
   actor_agency   TEXT NOT NULL,
   actor_role     TEXT NOT NULL,
-  actor_subject  TEXT NOT NULL
+  actor_subject  TEXT NOT NULL,
+  event          TEXT NOT NULL DEFAULT '',
+  decision       TEXT,
+  -- The actor certificate's CN at the time: shown to the two agencies, never audited.
+  actor_name     TEXT
 );
 CREATE INDEX IF NOT EXISTS message_history_id ON message_history (message_id, n);
 
@@ -103,4 +119,40 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
   BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
   BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+`;
+
+/**
+ * Version 1 → 2: lifecycle and decision apart, claims with holder name and expiry,
+ * deadlines. Deadlines of freezes are recomputed from the JWS afterwards.
+ */
+export const MIGRATE_1_TO_2 = `
+ALTER TABLE messages RENAME COLUMN respond_by_key TO deadline_key;
+ALTER TABLE messages ADD COLUMN deadline TEXT;
+ALTER TABLE messages ADD COLUMN due_soon_key INTEGER NOT NULL DEFAULT 9007199254740991;
+ALTER TABLE messages ADD COLUMN claimed_name TEXT;
+ALTER TABLE messages ADD COLUMN claimed_at TEXT;
+ALTER TABLE messages ADD COLUMN claim_expires_at INTEGER;
+ALTER TABLE messages ADD COLUMN overdue_noted INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET status = CASE
+    WHEN decision IN ('rejected', 'executed', 'partially-executed') THEN 'decided'
+    WHEN status = 'claimed' THEN 'claimed'
+    ELSE 'delivered' END
+  WHERE decision IS NOT NULL;
+UPDATE messages SET claimed_name = '', claimed_at = (SELECT MAX(h.at) FROM message_history h
+    WHERE h.message_id = messages.id AND h.status = 'claimed')
+  WHERE status = 'claimed';
+ALTER TABLE message_history ADD COLUMN event TEXT NOT NULL DEFAULT '';
+ALTER TABLE message_history ADD COLUMN decision TEXT;
+ALTER TABLE message_history ADD COLUMN actor_name TEXT;
+UPDATE message_history SET event = 'decided', decision = status,
+    status = CASE WHEN status IN ('rejected', 'executed', 'partially-executed')
+      THEN 'decided' ELSE 'delivered' END
+  WHERE status IN ('rejected', 'needs-info', 'in-progress', 'executed', 'partially-executed')
+    OR (status = 'accepted' AND n > (SELECT MIN(h.n) FROM message_history h
+      WHERE h.message_id = message_history.message_id));
+UPDATE message_history SET event = 'released'
+  WHERE event = '' AND status = 'delivered' AND EXISTS (SELECT 1 FROM message_history h
+    WHERE h.message_id = message_history.message_id AND h.n < message_history.n
+      AND h.status = 'claimed');
+UPDATE message_history SET event = status WHERE event = '';
 `;

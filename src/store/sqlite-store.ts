@@ -5,35 +5,54 @@ import { serializeEntry } from '../audit/entry.js';
 import { leafHash, nodesCompletedBy } from '../audit/merkle.js';
 import type { AuditActor, AuditDraft, NodeSource, StoredEntry } from '../audit/types.js';
 import type { DecisionStatus, Envelope, MessageType, Priority } from '../envelope/types.js';
-import { CasebridgeError } from '../errors.js';
-import { SCHEMA_SQL, SCHEMA_VERSION } from './schema.sql.js';
+import { CasebridgeError, ConfigError } from '../errors.js';
+import { deadlineOf, dueSoonFrom } from '../review/deadlines.js';
+import {
+  review,
+  type Claim,
+  type ReviewAction,
+  type ReviewState,
+  type Transition,
+} from '../review/lifecycle.js';
+import { MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './schema.sql.js';
 import type {
   AcceptOutcome,
   AcceptResponse,
+  ChangeListener,
   Checkpoint,
-  ClaimOutcome,
+  DeadlineCount,
   DeliverOutcome,
+  HistoryActor,
+  HistoryEvent,
   HistoryItem,
   ListPage,
   ListQuery,
+  MessageChange,
   MessageRecord,
   MessageStatus,
   NewMessage,
   OutboxItem,
   ReceiptMaker,
+  ReviewOutcome,
   Store,
 } from './types.js';
 
 const PRIORITY_RANK: Record<Priority, number> = { emergency: 0, urgent: 1, routine: 2 };
-/** Sorts messages without `respondBy` after every dated one. */
+/** Sorts messages without a deadline after every dated one. */
 const NO_DEADLINE = Number.MAX_SAFE_INTEGER;
-/** Statuses from which a message can be claimed (protocol §5.4). */
-const CLAIMABLE: ReadonlySet<MessageStatus> = new Set(['delivered', 'needs-info', 'in-progress']);
-const DECIDABLE: ReadonlySet<MessageStatus> = new Set(['claimed']);
+/** Review events that become audit entries, and their names (protocol §6.1). */
+const REVIEW_AUDIT = {
+  claimed: 'message.claimed',
+  released: 'message.released',
+  lapsed: 'message.claim-lapsed',
+  decided: 'message.decided',
+} as const;
 
 export interface SqliteStoreOptions {
   dataDir: string;
   now?: () => Date;
+  /** The actor of what the gateway does by itself, such as a claim lapse. */
+  gatewayActor?: AuditActor;
   /** Longest a write waits for others to join its transaction (group commit). */
   maxBatch?: number;
 }
@@ -50,7 +69,7 @@ interface MessageRow {
   priority: string;
   priority_rank: number;
   respond_by: string | null;
-  respond_by_key: number;
+  deadline_key: number;
   in_reply_to: string | null;
   created_at: string;
   accepted_at: string;
@@ -58,6 +77,12 @@ interface MessageRow {
   status: string;
   decision: string | null;
   claimed_by: string | null;
+  deadline: string | null;
+  due_soon_key: number;
+  claimed_name: string | null;
+  claimed_at: string | null;
+  claim_expires_at: number | null;
+  overdue_noted: number;
 }
 
 interface FullRow extends MessageRow {
@@ -100,6 +125,17 @@ function toOutboxItem(r: OutboxRow): OutboxItem {
   };
 }
 
+interface HistoryRow {
+  status: MessageStatus;
+  event: HistoryEvent;
+  decision: DecisionStatus | null;
+  at: string;
+  actor_agency: string;
+  actor_role: string;
+  actor_subject: string;
+  actor_name: string | null;
+}
+
 interface PendingWrite {
   run: () => unknown;
   resolve: (v: unknown) => void;
@@ -110,6 +146,7 @@ interface PendingWrite {
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly now: () => Date;
+  private readonly gatewayActor: AuditActor | undefined;
   private readonly maxBatch: number;
   private size: number;
   private pending: PendingWrite[] = [];
@@ -122,6 +159,9 @@ export class SqliteStore implements Store {
   /** Highest outbox seq handed out since the last full scan (see dueOutbox). */
   private outboxCursor = 0;
   private outboxScanAt = 0;
+  private readonly listeners: ChangeListener[] = [];
+  /** Changes of the write running now; published only once its transaction committed. */
+  private collecting: MessageChange[] | undefined;
 
   constructor(opts: SqliteStoreOptions) {
     mkdirSync(opts.dataDir, { recursive: true });
@@ -130,11 +170,9 @@ export class SqliteStore implements Store {
     // FULL: a commit is on disk before the 202 leaves (protocol §3).
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
-    this.db.exec(SCHEMA_SQL);
-    this.db
-      .prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)')
-      .run('schema_version', String(SCHEMA_VERSION));
     this.now = opts.now ?? (() => new Date());
+    this.gatewayActor = opts.gatewayActor;
+    this.ensureSchema();
     this.maxBatch = opts.maxBatch ?? 512;
     this.stmt = this.prepare();
     this.runBatch = this.db.transaction((batch: PendingWrite[]) => batch.map((w) => w.run()));
@@ -157,6 +195,54 @@ export class SqliteStore implements Store {
     };
   }
 
+  /** Creates the schema, or migrates an older one; refuses a newer one (protocol §11). */
+  private ensureSchema(): void {
+    const db = this.db;
+    const hasMeta = db
+      .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
+      .get();
+    const row = hasMeta
+      ? (db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as
+          { value: string } | undefined)
+      : undefined;
+    const version = row === undefined ? SCHEMA_VERSION : Number(row.value);
+    if (!Number.isSafeInteger(version) || version > SCHEMA_VERSION || version < 1) {
+      throw new ConfigError(
+        'CASEBRIDGE_DATA_DIR',
+        `holds store schema version ${row?.value}; this gateway knows up to ${SCHEMA_VERSION}`,
+      );
+    }
+    db.transaction(() => {
+      if (version < 2) this.migrate1to2();
+      db.exec(SCHEMA_SQL);
+      db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(
+        'schema_version',
+        String(SCHEMA_VERSION),
+      );
+    })();
+  }
+
+  private migrate1to2(): void {
+    this.db.exec(MIGRATE_1_TO_2);
+    const rows = this.db
+      .prepare(
+        `SELECT m.seq, m.created_at, b.jws FROM messages m JOIN message_bodies b ON b.seq = m.seq
+         WHERE m.respond_by IS NOT NULL OR m.type = 'funds.freeze'`,
+      )
+      .all() as { seq: number; created_at: string; jws: string }[];
+    const set = this.db.prepare(
+      'UPDATE messages SET deadline = ?, deadline_key = ?, due_soon_key = ? WHERE seq = ?',
+    );
+    for (const r of rows) {
+      const d = deadlineKeys(envelopeOf(r.jws), r.created_at);
+      set.run(d.deadline, d.deadlineKey, d.dueSoonKey, r.seq);
+    }
+    // Claims carried over get a fresh default lapse time from the migration on.
+    this.db
+      .prepare("UPDATE messages SET claim_expires_at = ? WHERE status = 'claimed'")
+      .run(this.now().getTime() + 1_800_000);
+  }
+
   private prepare() {
     const db = this.db;
     return {
@@ -172,18 +258,33 @@ export class SqliteStore implements Store {
       getMessage: db.prepare(`SELECT ${FULL} WHERE m.id = ?`),
       insertMessage: db.prepare(`INSERT INTO messages
         (id, digest, case_ref, type, from_agency, to_agency, priority, priority_rank,
-         respond_by, respond_by_key, in_reply_to, created_at, accepted_at, log_index, status)
+         respond_by, deadline, deadline_key, due_soon_key, in_reply_to, created_at, accepted_at,
+         log_index, status)
         VALUES (@id, @digest, @caseRef, @type, @from, @to, @priority, @rank,
-         @respondBy, @respondByKey, @inReplyTo, @createdAt, @acceptedAt, @logIndex, 'accepted')`),
+         @respondBy, @deadline, @deadlineKey, @dueSoonKey, @inReplyTo, @createdAt, @acceptedAt,
+         @logIndex, 'accepted')`),
       insertBody: db.prepare('INSERT INTO message_bodies (seq, jws, response) VALUES (?, ?, ?)'),
       getResponse: db.prepare('SELECT response FROM message_bodies WHERE seq = ?'),
-      setStatus: db.prepare('UPDATE messages SET status = ?, claimed_by = ? WHERE id = ?'),
-      setDecision: db.prepare('UPDATE messages SET decision = ? WHERE id = ?'),
+      setStatus: db.prepare('UPDATE messages SET status = ? WHERE id = ?'),
+      setReview: db.prepare(`UPDATE messages SET status = @status, decision = @decision,
+        claimed_by = @subject, claimed_name = @name, claimed_at = @at, claim_expires_at = @expires
+        WHERE id = @id`),
       insertHistory: db.prepare(`INSERT INTO message_history
-        (message_id, status, at, actor_agency, actor_role, actor_subject) VALUES (?, ?, ?, ?, ?, ?)`),
-      history: db.prepare(
-        'SELECT status, at, actor_agency, actor_role, actor_subject FROM message_history WHERE message_id = ? ORDER BY n',
-      ),
+        (message_id, status, event, decision, at, actor_agency, actor_role, actor_subject, actor_name)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      history: db.prepare(`SELECT status, event, decision, at, actor_agency, actor_role,
+        actor_subject, actor_name FROM message_history WHERE message_id = ? ORDER BY n`),
+      expiredClaims: db.prepare(`SELECT * FROM messages
+        WHERE status = 'claimed' AND claim_expires_at <= ? ORDER BY claim_expires_at LIMIT ?`),
+      newlyOverdue: db.prepare(`SELECT * FROM messages
+        WHERE status <> 'decided' AND overdue_noted = 0 AND deadline_key <= ?
+        ORDER BY deadline_key LIMIT ?`),
+      markOverdue: db.prepare('UPDATE messages SET overdue_noted = 1 WHERE id = ?'),
+      deadlineCounts: db.prepare(`SELECT to_agency AS agency, priority,
+        SUM(deadline_key <= @now) AS overdue,
+        SUM(deadline_key > @now AND due_soon_key <= @now) AS dueSoon
+        FROM messages WHERE status <> 'decided' AND deadline_key < ${NO_DEADLINE}
+        GROUP BY to_agency, priority`),
       insertOutbox: db.prepare('INSERT INTO outbox (message_id, next_attempt_at) VALUES (?, ?)'),
       deleteOutbox: db.prepare('DELETE FROM outbox WHERE message_id = ?'),
       dueFresh: db.prepare(`SELECT ${OUTBOX_COLUMNS} FROM ${OUTBOX_FROM}
@@ -220,13 +321,48 @@ export class SqliteStore implements Store {
   private write<T>(run: () => T): Promise<T> {
     if (this.closed)
       return Promise.reject(new CasebridgeError('UNAVAILABLE', 'the store is closed'));
+    const changes: MessageChange[] = [];
+    // A replayed write starts its changes afresh; they are published after its commit.
+    const collect = (): T => {
+      changes.length = 0;
+      this.collecting = changes;
+      try {
+        return run();
+      } finally {
+        this.collecting = undefined;
+      }
+    };
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      const committed = (v: unknown) => {
+        resolve(v as T);
+        this.publish(changes);
+      };
+      this.pending.push({ run: collect, resolve: committed, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
       }
     });
+  }
+
+  onChange(listener: ChangeListener): void {
+    this.listeners.push(listener);
+  }
+
+  private publish(changes: readonly MessageChange[]): void {
+    for (const c of changes) {
+      for (const l of this.listeners) {
+        try {
+          l(c);
+        } catch {
+          // A listener's failure never undoes or blocks a committed write.
+        }
+      }
+    }
+  }
+
+  private changed(row: MessageRow, event: MessageChange['event']): void {
+    this.collecting?.push({ event, message: changeView(row) });
   }
 
   private flush(): void {
@@ -321,7 +457,11 @@ export class SqliteStore implements Store {
   }
 
   accept(msg: NewMessage, makeReceipt: ReceiptMaker): Promise<AcceptOutcome> {
-    return this.write(() => this.acceptInTx(msg, makeReceipt));
+    return this.write(() => {
+      const outcome = this.acceptInTx(msg, makeReceipt);
+      if (outcome.kind === 'accepted') this.answerInTx(msg);
+      return outcome;
+    });
   }
 
   private acceptInTx(msg: NewMessage, makeReceipt: ReceiptMaker): AcceptOutcome {
@@ -337,7 +477,7 @@ export class SqliteStore implements Store {
     const env = msg.envelope;
     const draft: AuditDraft = {
       event: 'message.accepted',
-      actor: msg.actor,
+      actor: auditActor(msg.actor),
       messageId: env.id,
       digest: msg.digest,
       from: env.from,
@@ -353,6 +493,7 @@ export class SqliteStore implements Store {
       status: 'accepted',
       receipt: makeReceipt(index, acceptedAt),
     };
+    const d = deadlineKeys(env, env.createdAt);
     const { lastInsertRowid } = this.stmt.insertMessage.run({
       id: env.id,
       digest: msg.digest,
@@ -363,61 +504,136 @@ export class SqliteStore implements Store {
       priority: env.priority,
       rank: PRIORITY_RANK[env.priority],
       respondBy: env.respondBy ?? null,
-      respondByKey: env.respondBy === undefined ? NO_DEADLINE : Date.parse(env.respondBy),
+      deadline: d.deadline,
+      deadlineKey: d.deadlineKey,
+      dueSoonKey: d.dueSoonKey,
       inReplyTo: env.inReplyTo ?? null,
       createdAt: env.createdAt,
       acceptedAt,
       logIndex: index,
     });
     this.stmt.insertBody.run(lastInsertRowid, msg.jws, JSON.stringify(response));
-    this.addHistory(env.id, 'accepted', acceptedAt, msg.actor);
+    this.addHistory(env.id, 'accepted', 'accepted', null, acceptedAt, msg.actor);
     this.stmt.insertOutbox.run(env.id, at.getTime());
     return { kind: 'accepted', response };
   }
 
-  private addHistory(id: string, status: MessageStatus, at: string, actor: AuditActor): void {
-    this.stmt.insertHistory.run(id, status, at, actor.agency, actor.role, actor.subject);
+  /**
+   * protocol §5.1: a status.update from the recipient of the message it answers
+   * sets that message's decision (a gateway-issued one was applied by `decide`).
+   */
+  private answerInTx(msg: NewMessage): void {
+    const env = msg.envelope;
+    const status = env.body['status'];
+    if (env.type !== 'status.update' || env.inReplyTo === undefined) return;
+    if (typeof status !== 'string') return;
+    const row = this.stmt.getRow.get(env.inReplyTo) as MessageRow | undefined;
+    if (!row || row.to_agency !== env.from) return;
+    this.applyReview(row, { kind: 'answer', decision: status as DecisionStatus }, msg.actor);
   }
 
-  /** Moves a message to `status`, with its history row and audit entry. In a transaction. */
-  private transition(
-    row: MessageRow,
+  private addHistory(
+    id: string,
     status: MessageStatus,
-    event: AuditDraft['event'],
-    actor: AuditActor,
-    claimedBy: string | null,
-    detail?: AuditDraft['detail'],
+    event: HistoryEvent,
+    decision: DecisionStatus | null,
+    at: string,
+    actor: HistoryActor,
   ): void {
-    const at = this.now();
-    this.stmt.setStatus.run(status, claimedBy, row.id);
-    this.addHistory(row.id, status, at.toISOString(), actor);
-    this.appendEntry(
-      {
-        event,
-        actor,
-        messageId: row.id,
-        digest: row.digest,
-        from: row.from_agency,
-        to: row.to_agency,
-        type: row.type,
-        ...(detail === undefined ? {} : { detail }),
-      },
+    this.stmt.insertHistory.run(
+      id,
+      status,
+      event,
+      decision,
       at,
+      actor.agency,
+      actor.role,
+      actor.subject,
+      actor.name ?? null,
     );
   }
 
+  /** Moves a message along its delivery lifecycle, with history row and audit entry. In a transaction. */
+  private transition(
+    row: MessageRow,
+    status: 'queued' | 'delivered',
+    event: 'message.queued' | 'message.delivered',
+    actor: AuditActor,
+  ): void {
+    const at = this.now();
+    this.stmt.setStatus.run(status, row.id);
+    this.addHistory(row.id, status, status, null, at.toISOString(), actor);
+    this.appendEntry(messageDraft(row, event, actor), at);
+    if (status === 'delivered') this.changed({ ...row, status }, 'delivered');
+  }
+
+  /**
+   * Applies a review action by the rules of review/lifecycle.ts: each transition
+   * they return is written with its history row and audit entry. In a transaction.
+   */
+  private applyReview(row: MessageRow, action: ReviewAction, actor: HistoryActor): ReviewOutcome {
+    const at = this.now();
+    const result = review(stateOf(row), action, at);
+    let cur = row;
+    for (const t of result.transitions) cur = this.applyTransition(cur, t, actor, at);
+    const record = this.record(row.id);
+    return result.refusal === undefined
+      ? { kind: 'done', record }
+      : { kind: 'refused', refusal: result.refusal, record };
+  }
+
+  private applyTransition(
+    row: MessageRow,
+    t: Transition,
+    caller: HistoryActor,
+    at: Date,
+  ): MessageRow {
+    const next = t.next;
+    this.stmt.setReview.run({
+      id: row.id,
+      status: next.status,
+      decision: next.decision,
+      subject: next.claim?.subject ?? null,
+      name: next.claim?.name ?? null,
+      at: next.claim?.at ?? null,
+      expires: next.claim === null ? null : Date.parse(next.claim.expiresAt),
+    });
+    const updated: MessageRow = {
+      ...row,
+      status: next.status,
+      decision: next.decision,
+      claimed_by: next.claim?.subject ?? null,
+      claimed_name: next.claim?.name ?? null,
+      claimed_at: next.claim?.at ?? null,
+      claim_expires_at: next.claim === null ? null : Date.parse(next.claim.expiresAt),
+    };
+    this.changed(updated, t.event);
+    if (t.event === 'noted') return updated;
+    const actor = t.by === 'gateway' ? (this.gatewayActor ?? caller) : caller;
+    this.addHistory(row.id, next.status, t.event, t.decision ?? null, at.toISOString(), actor);
+    const draft = messageDraft(row, REVIEW_AUDIT[t.event], actor);
+    if (t.decision !== undefined) draft.detail = { status: t.decision };
+    this.appendEntry(draft, at);
+    return updated;
+  }
+
+  private record(id: string): MessageRecord {
+    return toRecord(this.stmt.getMessage.get(id) as FullRow);
+  }
+
   history(id: string): HistoryItem[] {
-    const rows = this.stmt.history.all(id) as {
-      status: MessageStatus;
-      at: string;
-      actor_agency: string;
-      actor_role: string;
-      actor_subject: string;
-    }[];
+    const rows = this.stmt.history.all(id) as HistoryRow[];
     return rows.map((r) => ({
       status: r.status,
+      event: r.event,
+      ...(r.decision === null ? {} : { decision: r.decision }),
       at: r.at,
-      by: { agency: r.actor_agency, role: r.actor_role, subject: r.actor_subject },
+      by: {
+        agency: r.actor_agency,
+        role: r.actor_role,
+        subject: r.actor_subject,
+        ...(r.actor_name === null ? {} : { name: r.actor_name }),
+      },
     }));
   }
 
@@ -425,9 +641,17 @@ export class SqliteStore implements Store {
     const column = q.direction === 'received' ? 'm.to_agency' : 'm.from_agency';
     const where = [`${column} = ?`];
     const args: (string | number)[] = [q.agency];
-    if (q.status) {
+    if (q.status === 'open') {
+      where.push("m.status <> 'decided'");
+    } else if (q.status) {
       where.push('m.status = ?');
       args.push(q.status);
+    }
+    if (q.decision === 'none') {
+      where.push('m.decision IS NULL');
+    } else if (q.decision) {
+      where.push('m.decision = ?');
+      args.push(q.decision);
     }
     if (q.type) {
       where.push('m.type = ?');
@@ -439,11 +663,11 @@ export class SqliteStore implements Store {
     }
     if (q.cursor !== undefined) {
       const [rank, key, seq] = decodeCursor(q.cursor);
-      where.push('(m.priority_rank, m.respond_by_key, m.seq) > (?, ?, ?)');
+      where.push('(m.priority_rank, m.deadline_key, m.seq) > (?, ?, ?)');
       args.push(rank, key, seq);
     }
     const sql = `SELECT ${FULL} WHERE ${where.join(' AND ')}
-      ORDER BY m.priority_rank, m.respond_by_key, m.seq LIMIT ?`;
+      ORDER BY m.priority_rank, m.deadline_key, m.seq LIMIT ?`;
     const rows = this.db.prepare(sql).all(...args, q.limit + 1) as FullRow[];
     const more = rows.length > q.limit;
     const page = rows.slice(0, q.limit);
@@ -451,7 +675,7 @@ export class SqliteStore implements Store {
     return {
       items: page.map(toRecord),
       nextCursor:
-        more && last ? encodeCursor([last.priority_rank, last.respond_by_key, last.seq]) : null,
+        more && last ? encodeCursor([last.priority_rank, last.deadline_key, last.seq]) : null,
     };
   }
 
@@ -459,53 +683,57 @@ export class SqliteStore implements Store {
     return (this.stmt.replies.all(id) as FullRow[]).map(toRecord);
   }
 
-  claim(id: string, actor: AuditActor): Promise<ClaimOutcome> {
-    return this.write((): ClaimOutcome => {
+  review(id: string, action: ReviewAction, actor: HistoryActor): Promise<ReviewOutcome> {
+    return this.write((): ReviewOutcome => {
       const row = this.stmt.getRow.get(id) as MessageRow | undefined;
-      if (!row) return 'unknown';
-      if (row.status === 'claimed') return 'already-claimed';
-      if (!CLAIMABLE.has(row.status as MessageStatus)) {
-        return row.decision === null ? 'not-delivered' : 'decided';
-      }
-      this.transition(row, 'claimed', 'message.claimed', actor, actor.subject);
-      return 'claimed';
-    });
-  }
-
-  release(id: string, actor: AuditActor): Promise<'released' | 'not-claimed'> {
-    return this.write(() => {
-      const row = this.stmt.getRow.get(id) as MessageRow | undefined;
-      if (!row || row.status !== 'claimed' || row.claimed_by !== actor.subject)
-        return 'not-claimed';
-      // The message goes back to the status it had before the claim.
-      const before = this.history(id)
-        .map((h) => h.status)
-        .filter((s) => s !== 'claimed')
-        .pop();
-      this.transition(row, before ?? 'delivered', 'message.released', actor, null);
-      return 'released';
+      if (!row) return { kind: 'unknown' };
+      return this.applyReview(row, action, actor);
     });
   }
 
   decide(
     id: string,
-    status: DecisionStatus,
-    actor: AuditActor,
+    action: Extract<ReviewAction, { kind: 'decide' }>,
+    actor: HistoryActor,
     update: NewMessage,
     makeReceipt: ReceiptMaker,
-  ): Promise<AcceptOutcome> {
+  ): Promise<{ review: ReviewOutcome; accept?: AcceptOutcome }> {
     return this.write(() => {
       const row = this.stmt.getRow.get(id) as MessageRow | undefined;
-      if (!row || !DECIDABLE.has(row.status as MessageStatus) || row.claimed_by !== actor.subject) {
-        throw new CasebridgeError(
-          'NOT_CLAIMED',
-          'the message must be claimed by you before a decision',
-        );
-      }
-      this.transition(row, status, 'message.decided', actor, null, { status });
-      this.stmt.setDecision.run(status, id);
-      return this.acceptInTx(update, makeReceipt);
+      if (!row) return { review: { kind: 'unknown' } as ReviewOutcome };
+      const outcome = this.applyReview(row, action, actor);
+      if (outcome.kind !== 'done') return { review: outcome };
+      return { review: outcome, accept: this.acceptInTx(update, makeReceipt) };
     });
+  }
+
+  lapseExpired(now: Date, actor: AuditActor, limit: number): Promise<number> {
+    const due = this.stmt.expiredClaims.all(now.getTime(), limit) as MessageRow[];
+    if (due.length === 0) return Promise.resolve(0);
+    return this.write(() => {
+      let n = 0;
+      for (const { id } of due) {
+        // Read again inside the transaction: the claim may have been renewed or released.
+        const row = this.stmt.getRow.get(id) as MessageRow | undefined;
+        if (!row || row.status !== 'claimed') continue;
+        const outcome = this.applyReview(row, { kind: 'lapse' }, actor);
+        if (outcome.kind === 'done' && outcome.record.status === 'delivered') n++;
+      }
+      return n;
+    });
+  }
+
+  takeNewlyOverdue(now: Date, limit: number): Promise<MessageChange['message'][]> {
+    const due = this.stmt.newlyOverdue.all(now.getTime(), limit) as MessageRow[];
+    if (due.length === 0) return Promise.resolve([]);
+    return this.write(() => {
+      for (const r of due) this.stmt.markOverdue.run(r.id);
+      return due.map(changeView);
+    });
+  }
+
+  deadlineCounts(now: Date): DeadlineCount[] {
+    return this.stmt.deadlineCounts.all({ now: now.getTime() }) as DeadlineCount[];
   }
 
   // ---- outbox and inbox ports --------------------------------------------
@@ -556,7 +784,7 @@ export class SqliteStore implements Store {
         const row = this.stmt.getRow.get(id) as MessageRow | undefined;
         // The consumer may already have recorded delivery (and with it `queued`).
         if (row && row.status === 'accepted') {
-          this.transition(row, 'queued', 'message.queued', actor, null);
+          this.transition(row, 'queued', 'message.queued', actor);
         }
       }
     });
@@ -579,9 +807,9 @@ export class SqliteStore implements Store {
       if (inserted.changes === 0) return 'duplicate';
       if (row.status === 'accepted') {
         // The broker's confirm and the consumer race; the lifecycle stays in order.
-        this.transition(row, 'queued', 'message.queued', actor, null);
+        this.transition(row, 'queued', 'message.queued', actor);
       }
-      this.transition({ ...row, status: 'queued' }, 'delivered', 'message.delivered', actor, null);
+      this.transition({ ...row, status: 'queued' }, 'delivered', 'message.delivered', actor);
       return 'delivered';
     });
   }
@@ -601,6 +829,68 @@ function envelopeOf(jws: string): Envelope {
   return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Envelope;
 }
 
+/** Audit entries name the actor by certificate fingerprint only (protocol §6.1). */
+function auditActor(a: HistoryActor): AuditActor {
+  return { agency: a.agency, role: a.role, subject: a.subject };
+}
+
+function messageDraft(row: MessageRow, event: AuditDraft['event'], actor: AuditActor): AuditDraft {
+  return {
+    event,
+    actor: auditActor(actor),
+    messageId: row.id,
+    digest: row.digest,
+    from: row.from_agency,
+    to: row.to_agency,
+    type: row.type,
+  };
+}
+
+function claimOf(r: MessageRow): Claim | null {
+  if (r.claimed_by === null) return null;
+  return {
+    subject: r.claimed_by,
+    name: r.claimed_name ?? '',
+    at: r.claimed_at ?? '',
+    expiresAt: new Date(r.claim_expires_at ?? 0).toISOString(),
+  };
+}
+
+function stateOf(r: MessageRow): ReviewState {
+  return {
+    status: r.status as MessageStatus,
+    decision: r.decision as DecisionStatus | null,
+    claim: r.status === 'claimed' ? claimOf(r) : null,
+  };
+}
+
+function changeView(r: MessageRow): MessageChange['message'] {
+  return {
+    id: r.id,
+    type: r.type as MessageType,
+    priority: r.priority as Priority,
+    from: r.from_agency,
+    to: r.to_agency,
+    status: r.status as MessageStatus,
+    decision: r.decision as DecisionStatus | null,
+    inReplyTo: r.in_reply_to,
+  };
+}
+
+/** The deadline columns of a message (protocol §5.5). */
+function deadlineKeys(
+  env: Envelope,
+  createdAt: string,
+): { deadline: string | null; deadlineKey: number; dueSoonKey: number } {
+  const deadline = deadlineOf(env);
+  if (deadline === null) return { deadline, deadlineKey: NO_DEADLINE, dueSoonKey: NO_DEADLINE };
+  return {
+    deadline,
+    deadlineKey: Date.parse(deadline),
+    dueSoonKey: dueSoonFrom(createdAt, deadline),
+  };
+}
+
 function toRecord(r: FullRow): MessageRecord {
   const envelope = envelopeOf(r.jws);
   return {
@@ -613,13 +903,14 @@ function toRecord(r: FullRow): MessageRecord {
     to: r.to_agency,
     priority: r.priority as Priority,
     respondBy: r.respond_by,
+    deadline: r.deadline,
     inReplyTo: r.in_reply_to,
     createdAt: r.created_at,
     acceptedAt: r.accepted_at,
     logIndex: r.log_index,
     status: r.status as MessageStatus,
     decision: r.decision as DecisionStatus | null,
-    claimedBy: r.claimed_by,
+    claim: r.status === 'claimed' ? claimOf(r) : null,
     response: r.response,
   };
 }

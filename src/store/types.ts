@@ -1,13 +1,35 @@
 import type { AuditActor, AuditDraft, NodeSource, StoredEntry } from '../audit/types.js';
 import type { DecisionStatus, Envelope, MessageType, Priority } from '../envelope/types.js';
+import type {
+  Claim,
+  LifecycleStatus,
+  Refusal,
+  ReviewAction,
+  ReviewEvent,
+} from '../review/lifecycle.js';
 
-/** protocol §5.1 lifecycle. */
-export type MessageStatus = 'accepted' | 'queued' | 'delivered' | 'claimed' | DecisionStatus;
+/** protocol §5.1 lifecycle; the decision is a field of its own. */
+export type MessageStatus = LifecycleStatus;
+
+/**
+ * Who acted, with the certificate CN at the time of the action. The name is shown
+ * to the two agencies of the message only, and never written to the audit log.
+ */
+export interface HistoryActor extends AuditActor {
+  name?: string;
+}
+
+/** What a history row records: a lifecycle step or a review event. */
+export type HistoryEvent = 'accepted' | 'queued' | 'delivered' | Exclude<ReviewEvent, 'noted'>;
 
 export interface HistoryItem {
+  /** The lifecycle status after the event. */
   status: MessageStatus;
+  event: HistoryEvent;
+  /** Set on `decided`. */
+  decision?: DecisionStatus;
   at: string;
-  by: AuditActor;
+  by: HistoryActor;
 }
 
 /** A message as the gateway holds it. `jws` is the exact text received. */
@@ -21,15 +43,17 @@ export interface MessageRecord {
   to: string;
   priority: Priority;
   respondBy: string | null;
+  /** The earliest of `respondBy` and a freeze's `executeBy` (protocol §5.5). */
+  deadline: string | null;
   inReplyTo: string | null;
   createdAt: string;
   acceptedAt: string;
   logIndex: number;
   status: MessageStatus;
-  /** The latest decision, once an officer has decided (protocol §5.4). */
+  /** The latest decision (protocol §5.1). */
   decision: DecisionStatus | null;
-  /** The claim holder's subject, while claimed. */
-  claimedBy: string | null;
+  /** The claim as stored; it may have expired and await its lapse (see `effectiveState`). */
+  claim: Claim | null;
   /** The body of the original 202, replayed on an idempotent resubmission. */
   response: string;
 }
@@ -40,7 +64,7 @@ export interface NewMessage {
   digest: string;
   jws: string;
   envelope: Envelope;
-  actor: AuditActor;
+  actor: HistoryActor;
 }
 
 /** The 202 body of protocol §3. */
@@ -60,7 +84,30 @@ export type AcceptOutcome =
   | { kind: 'replay'; response: AcceptResponse }
   | { kind: 'conflict' };
 
-export type ClaimOutcome = 'claimed' | 'already-claimed' | 'not-delivered' | 'decided' | 'unknown';
+/** What a review action came to; the use case picks the error code. */
+export type ReviewOutcome =
+  | { kind: 'done'; record: MessageRecord }
+  | { kind: 'refused'; refusal: Refusal; record: MessageRecord }
+  | { kind: 'unknown' };
+
+/** A committed change to a message, for the event stream (protocol §5.5). */
+export interface MessageChange {
+  event: 'delivered' | ReviewEvent;
+  message: Pick<
+    MessageRecord,
+    'id' | 'type' | 'priority' | 'from' | 'to' | 'status' | 'decision' | 'inReplyTo'
+  >;
+}
+
+export type ChangeListener = (change: MessageChange) => void;
+
+/** Open messages with a deadline, counted by recipient agency and priority (protocol §5.5). */
+export interface DeadlineCount {
+  agency: string;
+  priority: Priority;
+  overdue: number;
+  dueSoon: number;
+}
 
 /** One message waiting in the outbox for the transport. */
 export interface OutboxItem {
@@ -80,7 +127,10 @@ export type DeliverOutcome = 'delivered' | 'duplicate' | 'unknown';
 export interface ListQuery {
   agency: string;
   direction: 'received' | 'sent';
-  status?: MessageStatus;
+  /** A lifecycle status, or `open` (every status but `decided`); unset = all. */
+  status?: MessageStatus | 'open';
+  /** A decision, or `none` (not decided at all). */
+  decision?: DecisionStatus | 'none';
   type?: MessageType;
   priority?: Priority;
   limit: number;
@@ -143,15 +193,25 @@ export interface Store extends OutboxPort, InboxPort, AuditStore {
   list(q: ListQuery): ListPage;
   /** Messages whose `inReplyTo` is `id`. */
   replies(id: string): MessageRecord[];
-  claim(id: string, actor: AuditActor): Promise<ClaimOutcome>;
-  release(id: string, actor: AuditActor): Promise<'released' | 'not-claimed'>;
-  /** Records the decision on `id` and accepts the gateway-signed status.update in one transaction. */
+  /** Applies a claim, release or lapse under the lifecycle rules (review/lifecycle.ts). */
+  review(id: string, action: ReviewAction, actor: HistoryActor): Promise<ReviewOutcome>;
+  /**
+   * Records an officer's decision on `id` and, only if the rules allow it, accepts the
+   * gateway-signed status.update in the same transaction.
+   */
   decide(
     id: string,
-    status: DecisionStatus,
-    actor: AuditActor,
+    action: Extract<ReviewAction, { kind: 'decide' }>,
+    actor: HistoryActor,
     update: NewMessage,
     makeReceipt: ReceiptMaker,
-  ): Promise<AcceptOutcome>;
+  ): Promise<{ review: ReviewOutcome; accept?: AcceptOutcome }>;
+  /** Lapses claims that expired by `now` (protocol §5.5); returns how many. */
+  lapseExpired(now: Date, actor: AuditActor, limit: number): Promise<number>;
+  /** Ids of open messages whose deadline passed by `now` and were not reported before; marks them. */
+  takeNewlyOverdue(now: Date, limit: number): Promise<MessageChange['message'][]>;
+  deadlineCounts(now: Date): DeadlineCount[];
+  /** Called after each commit, once per changed message. */
+  onChange(listener: ChangeListener): void;
   close(): void;
 }

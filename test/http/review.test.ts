@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { expect } from 'chai';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import type { Envelope } from '../../src/envelope/types.js';
-import { issueCertificate } from '../../src/pki/index.js';
+import { issueCertificate, parsePemChain } from '../../src/pki/index.js';
 import { sampleEnvelope } from '../fixtures/envelopes.js';
 import {
   call,
@@ -24,6 +24,7 @@ interface Summary {
   priority: string;
   status: string;
   decision: string | null;
+  claim: { subject: string; name: string; at: string; expiresAt: string } | null;
   inReplyTo: string | null;
 }
 
@@ -123,6 +124,9 @@ describe('reading and deciding (protocol §5.3, §5.4)', function () {
       'priority=high',
       'cursor=bogus',
       'status=lost',
+      // Decisions are a filter of their own now.
+      'status=rejected',
+      'decision=claimed',
       'direction=up',
     ]) {
       const res = await call(t.gw, bOfficer, 'GET', `/v1/messages?${q}`);
@@ -191,23 +195,31 @@ describe('reading and deciding (protocol §5.3, §5.4)', function () {
       data: JSON.stringify({ status: 'accepted' }),
     });
     expect(decided.status, decided.text).to.equal(202);
-    const body = decided.json<{
-      id: string;
-      receipt: string;
-      decided: { id: string; status: string };
-    }>();
-    expect(body.decided).to.deep.equal({ id, status: 'accepted' });
+    const body = decided.json<{ id: string; receipt: string; decided: Summary }>();
+    // `accepted` is not final: the officer keeps the claim.
+    expect(body.decided).to.include({ id, status: 'claimed', decision: 'accepted' });
+    expect(body.decided.claim).to.include({ name: 'Officer 02 VN-LS' });
+
+    const final = await call(t.gw, bOfficer2, 'POST', `${path}/decision`, {
+      type: 'application/json',
+      data: JSON.stringify({ status: 'executed' }),
+    });
+    expect(final.status, final.text).to.equal(202);
+    const finalBody = final.json<{ id: string; decided: Summary }>();
+    expect(finalBody.decided).to.include({ id, status: 'decided', decision: 'executed' });
+    expect(finalBody.decided.claim).to.equal(null);
 
     const original = t.gw.store.getMessage(id)!;
-    expect(original.decision).to.equal('accepted');
-    expect(t.gw.store.history(id).map((h) => h.status)).to.deep.equal([
-      'accepted',
-      'queued',
-      'delivered',
-      'claimed',
-      'delivered',
-      'claimed',
-      'accepted',
+    expect(original.decision).to.equal('executed');
+    expect(t.gw.store.history(id).map((h) => [h.status, h.event, h.decision])).to.deep.equal([
+      ['accepted', 'accepted', undefined],
+      ['queued', 'queued', undefined],
+      ['delivered', 'delivered', undefined],
+      ['claimed', 'claimed', undefined],
+      ['delivered', 'released', undefined],
+      ['claimed', 'claimed', undefined],
+      ['claimed', 'decided', 'accepted'],
+      ['decided', 'decided', 'executed'],
     ]);
 
     // The sender reads the status.update: signed by the gateway on the officer's behalf.
@@ -221,17 +233,24 @@ describe('reading and deciding (protocol §5.3, §5.4)', function () {
       subject: 'sha256:' + officerCert.fingerprint256.replace(/:/g, '').toLowerCase(),
       name: 'Officer 02 VN-LS',
     });
+    // Verified with the gateway certificate the test pins, never with the key the JWS carries.
+    const pinned = parsePemChain((await getTestPki()).text('gateway/gateway.crt.pem'))[0]!;
+    await compactVerify(m.jws, pinned.publicKey);
     const header = decodeProtectedHeader(m.jws);
-    const signer = new X509Certificate(Buffer.from(header.x5c![0]!, 'base64'));
-    expect(signer.subject).to.include('OU=gateway');
-    await compactVerify(m.jws, signer.publicKey);
+    const carried = new X509Certificate(Buffer.from(header.x5c![0]!, 'base64'));
+    expect(carried.raw.equals(pinned.raw)).to.equal(true);
 
     const thread = await call(t.gw, aOfficer, 'GET', `/v1/messages/${id}/thread`);
-    expect(thread.json<{ items: Summary[] }>().items.map((i) => i.id)).to.deep.equal([id, body.id]);
+    expect(thread.json<{ items: Summary[] }>().items.map((i) => i.id)).to.deep.equal([
+      id,
+      body.id,
+      finalBody.id,
+    ]);
     const fromReply = await call(t.gw, bOfficer, 'GET', `/v1/messages/${body.id}/thread`);
     expect(fromReply.json<{ items: Summary[] }>().items.map((i) => i.id)).to.deep.equal([
       id,
       body.id,
+      finalBody.id,
     ]);
 
     const again = await call(t.gw, bOfficer, 'POST', `${path}/claim`);
@@ -249,6 +268,7 @@ describe('reading and deciding (protocol §5.3, §5.4)', function () {
       'message.claimed',
       'message.released',
       'message.claimed',
+      'message.decided',
       'message.decided',
     ]);
   });

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,15 +40,17 @@ describe('store: group commit', function () {
     const update = message();
     const results = await Promise.allSettled([
       ...msgs.slice(0, 10).map((m) => store.accept(m, (i) => `receipt-${i}`)),
-      // Not claimed: refused inside the transaction, after the ten accepts above joined it.
-      store.decide(randomUUID(), 'accepted', ACTOR, update, () => 'never'),
+      // Fails inside the transaction (after its audit entry), once the ten accepts above joined it.
+      store.accept(update, () => {
+        throw new CasebridgeError('INTERNAL', 'no receipt');
+      }),
       ...msgs.slice(10).map((m) => store.accept(m, (i) => `receipt-${i}`)),
     ]);
     const refused = results[10]!;
     expect(refused.status).to.equal('rejected');
     const reason = (refused as PromiseRejectedResult).reason as CasebridgeError;
     expect(reason).to.be.instanceOf(CasebridgeError);
-    expect(reason.code).to.equal('NOT_CLAIMED');
+    expect(reason.code).to.equal('INTERNAL');
     expect(results.filter((r) => r.status === 'fulfilled')).to.have.length(20);
 
     // Every accepted message is stored once, with the log index its receipt names.
