@@ -103,7 +103,8 @@ export async function submitMessage(
   // Idempotency (the last check) is decided inside the acceptance transaction, so
   // two copies of one message racing each other are accepted once.
   const outcome = await deps.store.accept(
-    { id: env.id, digest, jws, envelope: env, actor: actorOf(client) },
+    // The CN goes to the message history, shown to the two agencies; never to the audit log.
+    { id: env.id, digest, jws, envelope: env, actor: { ...actorOf(client), name: client.name } },
     receiptMaker(env, digest, deps.gateway),
   );
   switch (outcome.kind) {
