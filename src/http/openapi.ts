@@ -10,6 +10,8 @@
 import { DECISION_STATUSES, MESSAGE_TYPES } from '../envelope/types.js';
 import { STATUS_BY_CODE, type ErrorCode } from '../errors.js';
 import { ROLES } from '../pki/types.js';
+import { STREAM_EVENTS } from '../review/events.js';
+import { LIFECYCLE_STATUSES } from '../review/lifecycle.js';
 import { ENVELOPE_SCHEMA_FILE } from '../schema/index.js';
 import { PROBLEM_TYPE_PREFIX } from './problem.js';
 
@@ -20,15 +22,6 @@ const JSON_SCHEMA_DIALECT = 'https://json-schema.org/draft/2020-12/schema';
 const SCHEMA_FILE_SUFFIX = '.schema.json';
 const COMPONENT_PREFIX = '#/components/schemas/';
 const ENVELOPE = 'Envelope';
-
-/** docs/protocol.md §5.1 lifecycle, derived from the decision statuses. */
-const MESSAGE_STATUSES = [
-  'accepted',
-  'queued',
-  'delivered',
-  'claimed',
-  ...DECISION_STATUSES,
-] as const;
 
 /** Refused on every operation (docs/protocol.md §1.2) or possible on any of them. */
 const COMMON_CODES: readonly ErrorCode[] = [
@@ -42,6 +35,20 @@ const envelopePart = (pointer: string): Json => ({
   $ref: `${COMPONENT_PREFIX}${ENVELOPE}${pointer}`,
 });
 const nullable = (schema: Json): Json => ({ anyOf: [schema, { type: 'null' }] });
+
+/** The deadline members of a message in list and single responses (docs/protocol.md §5.5). */
+const DEADLINE_PROPERTIES: Record<string, Json> = {
+  deadline: {
+    ...nullable(envelopePart('/$defs/dateTime')),
+    description: 'The earliest of `respondBy` and, for `funds.freeze`, `body.executeBy`.',
+  },
+  overdue: { type: 'boolean', description: 'The deadline passed without a final decision.' },
+  dueSoon: {
+    type: 'boolean',
+    description:
+      'Not overdue, undecided, and under 25 % of the time from `createdAt` to the deadline left.',
+  },
+};
 
 // ---------------------------------------------------------------------------
 // Schema documents → components
@@ -215,14 +222,45 @@ function apiSchemas(): Record<string, Json> {
       pattern: '^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$',
     },
     MessageStatus: {
-      description: 'docs/protocol.md §5.1 lifecycle.',
+      description:
+        'docs/protocol.md §5.1 lifecycle. A released or lapsed claim returns the message to `delivered`; a final decision makes it `decided`.',
       type: 'string',
-      enum: [...MESSAGE_STATUSES],
+      enum: [...LIFECYCLE_STATUSES],
     },
     DecisionStatus: {
-      description: 'An officer decision (docs/protocol.md §5.4).',
+      description:
+        'The `body.status` of the latest `status.update` answering the message (docs/protocol.md §5.1). `rejected`, `executed` and `partially-executed` are final.',
       type: 'string',
       enum: [...DECISION_STATUSES],
+    },
+    Claim: {
+      description:
+        'Who reviews the message, until when (docs/protocol.md §5.4, §5.5). Shown to the two agencies only.',
+      type: 'object',
+      required: ['subject', 'name', 'at', 'expiresAt'],
+      properties: {
+        subject: { ...ref('Sha256'), description: 'SHA-256 of the officer certificate (DER).' },
+        name: { type: 'string', description: 'The officer certificate’s CN.' },
+        at: { ...envelopePart('/$defs/dateTime'), description: 'When the claim was taken.' },
+        expiresAt: {
+          ...envelopePart('/$defs/dateTime'),
+          description:
+            'When it lapses (`CASEBRIDGE_CLAIM_TTL_S` after the claim or the holder’s latest non-final decision).',
+        },
+      },
+    },
+    StreamEventData: {
+      description:
+        'The `data:` of each `GET /v1/events` event: these four members and nothing else (docs/protocol.md §5.5).',
+      type: 'object',
+      additionalProperties: false,
+      required: ['id', 'type', 'priority', 'status'],
+      properties: {
+        id: envelopePart('/$defs/uuid'),
+        type: envelopePart('/properties/type'),
+        priority: envelopePart('/properties/priority'),
+        status: ref('MessageStatus'),
+      },
     },
     ReceiptPayload: {
       description:
@@ -269,12 +307,16 @@ function apiSchemas(): Record<string, Json> {
         'to',
         'priority',
         'respondBy',
+        'deadline',
+        'overdue',
+        'dueSoon',
         'caseRef',
         'inReplyTo',
         'createdAt',
         'acceptedAt',
         'status',
         'decision',
+        'claim',
         'digest',
         'logIndex',
       ],
@@ -285,12 +327,14 @@ function apiSchemas(): Record<string, Json> {
         to: envelopePart('/$defs/agencyId'),
         priority: envelopePart('/properties/priority'),
         respondBy: nullable(envelopePart('/$defs/dateTime')),
+        ...DEADLINE_PROPERTIES,
         caseRef: envelopePart('/properties/caseRef'),
         inReplyTo: nullable(envelopePart('/$defs/uuid')),
         createdAt: envelopePart('/$defs/dateTime'),
         acceptedAt: envelopePart('/$defs/dateTime'),
         status: ref('MessageStatus'),
         decision: nullable(ref('DecisionStatus')),
+        claim: nullable(ref('Claim')),
         digest: ref('Sha256'),
         logIndex: { type: 'integer', minimum: 0 },
       },
@@ -324,11 +368,25 @@ function apiSchemas(): Record<string, Json> {
     },
     HistoryItem: {
       type: 'object',
-      required: ['status', 'at', 'by'],
+      required: ['status', 'event', 'at', 'by'],
       properties: {
-        status: ref('MessageStatus'),
+        status: { ...ref('MessageStatus'), description: 'The lifecycle status after the event.' },
+        event: {
+          type: 'string',
+          enum: ['accepted', 'queued', 'delivered', 'claimed', 'released', 'lapsed', 'decided'],
+        },
+        decision: { ...ref('DecisionStatus'), description: 'Present on `decided`.' },
         at: envelopePart('/$defs/dateTime'),
-        by: ref('Actor'),
+        by: {
+          allOf: [ref('Actor')],
+          properties: {
+            name: {
+              type: 'string',
+              description:
+                'The actor certificate’s CN when it acted; absent for the gateway. Never in the audit log.',
+            },
+          },
+        },
       },
     },
     MessageDetail: {
@@ -341,6 +399,10 @@ function apiSchemas(): Record<string, Json> {
         'logIndex',
         'status',
         'decision',
+        'claim',
+        'deadline',
+        'overdue',
+        'dueSoon',
         'acceptedAt',
         'receipt',
         'history',
@@ -357,42 +419,18 @@ function apiSchemas(): Record<string, Json> {
         logIndex: { type: 'integer', minimum: 0 },
         status: ref('MessageStatus'),
         decision: nullable(ref('DecisionStatus')),
+        claim: nullable(ref('Claim')),
+        ...DEADLINE_PROPERTIES,
         acceptedAt: envelopePart('/$defs/dateTime'),
         receipt: { ...ref('CompactJws'), 'x-jws-payload': ref('ReceiptPayload') },
         history: { type: 'array', items: ref('HistoryItem') },
       },
     },
-    ClaimResponse: {
-      type: 'object',
-      required: ['id', 'status', 'claimedBy'],
-      properties: {
-        id: envelopePart('/$defs/uuid'),
-        status: { const: 'claimed' },
-        claimedBy: {
-          ...ref('Sha256'),
-          description: 'Subject of the claiming officer certificate.',
-        },
-      },
-    },
-    ReleaseResponse: {
-      type: 'object',
-      required: ['id', 'status'],
-      properties: { id: envelopePart('/$defs/uuid'), status: ref('MessageStatus') },
-    },
     DecisionRequest: {
       description:
-        'An officer decision; the gateway issues it as a signed `status.update` (docs/protocol.md §5.4).',
-      type: 'object',
-      additionalProperties: false,
-      required: ['status'],
-      properties: {
-        status: ref('DecisionStatus'),
-        reason: {
-          $ref: `${COMPONENT_PREFIX}${componentName('status.update.schema.json')}/properties/reason`,
-        },
-      },
-      if: { properties: { status: { enum: ['rejected', 'needs-info'] } }, required: ['status'] },
-      then: { required: ['reason'] },
+        'An officer decision; the gateway issues it as a signed `status.update` (docs/protocol.md §5.4). ' +
+        'Validated with `schemas/decision.schema.json`.',
+      $ref: `${COMPONENT_PREFIX}${componentName('decision.schema.json')}`,
     },
     DecisionResponse: {
       description: 'The acceptance of the gateway-issued `status.update`, and what it decided.',
@@ -403,9 +441,9 @@ function apiSchemas(): Record<string, Json> {
           required: ['decided'],
           properties: {
             decided: {
-              type: 'object',
-              required: ['id', 'status'],
-              properties: { id: envelopePart('/$defs/uuid'), status: ref('DecisionStatus') },
+              ...ref('MessageSummary'),
+              description:
+                'The decided message as it is now: `claimed` after a non-final decision, `decided` after a final one.',
             },
           },
         },
@@ -544,7 +582,17 @@ function parameters(): Record<string, Json> {
       description: 'Message id.',
       schema: envelopePart('/$defs/uuid'),
     },
-    Status: query('status', ref('MessageStatus'), 'Only messages in this status.'),
+    Status: query(
+      'status',
+      { type: 'string', enum: [...LIFECYCLE_STATUSES, 'open', 'all'] },
+      'A lifecycle status; `open` = every status but `decided`; `all` = no filter. ' +
+        'Default: `open` for `/v1/inbox`, `all` for `/v1/messages`.',
+    ),
+    Decision: query(
+      'decision',
+      { type: 'string', enum: [...DECISION_STATUSES, 'none'] },
+      'Only messages whose latest decision is this; `none` = no decision yet.',
+    ),
     Type: query('type', envelopePart('/properties/type'), 'Only messages of this type.'),
     Priority: query(
       'priority',
@@ -574,6 +622,7 @@ function parameters(): Record<string, Json> {
 
 const LIST_PARAMS = [
   param('Status'),
+  param('Decision'),
   param('Type'),
   param('Priority'),
   param('Limit'),
@@ -584,7 +633,7 @@ const READERS = ['system', 'officer'] as const;
 const ANYONE = ROLES.filter((r) => r !== 'gateway');
 const LIST_CODES: readonly ErrorCode[] = ['FORBIDDEN_ROLE', 'INVALID_PARAMETER'];
 const ORDER =
-  'Most urgent first (`emergency`, `urgent`, `routine`), then earliest `respondBy`, then oldest (docs/protocol.md §5.3).';
+  'Most urgent first (`emergency`, `urgent`, `routine`), then earliest `deadline` (`respondBy`, or a freeze’s earlier `executeBy`), then oldest (docs/protocol.md §5.3, §5.5).';
 
 function operations(): Op[] {
   const locationHeader = {
@@ -731,10 +780,13 @@ function operations(): Op[] {
       tag: 'review',
       summary: 'Take a delivered message for review',
       description:
-        'Officers of the recipient agency. Claiming again by the holder is a no-op (docs/protocol.md §5.4).',
+        'Officers of the recipient agency. Claiming again by the holder renews the claim; a claim lapses after ' +
+        '`CASEBRIDGE_CLAIM_TTL_S` (docs/protocol.md §5.4, §5.5), and an expired claim never blocks another officer.',
       roles: ['officer'],
       parameters: [param('MessageId')],
-      responses: { '200': { description: 'Claimed.', content: json(ref('ClaimResponse')) } },
+      responses: {
+        '200': { description: 'Claimed; the message now.', content: json(ref('MessageSummary')) },
+      },
       codes: ['FORBIDDEN_ROLE', 'NOT_FOUND', 'ALREADY_CLAIMED', 'NOT_DELIVERED', 'ALREADY_DECIDED'],
     },
     {
@@ -745,7 +797,12 @@ function operations(): Op[] {
       summary: 'Give a claim back',
       roles: ['officer'],
       parameters: [param('MessageId')],
-      responses: { '200': { description: 'Released.', content: json(ref('ReleaseResponse')) } },
+      responses: {
+        '200': {
+          description: 'Released (`delivered` again); the message now.',
+          content: json(ref('MessageSummary')),
+        },
+      },
       codes: ['FORBIDDEN_ROLE', 'NOT_FOUND', 'NOT_CLAIMED'],
     },
     {
@@ -756,7 +813,8 @@ function operations(): Op[] {
       summary: 'Decide a claimed message',
       description:
         'The gateway issues a `status.update` from the recipient agency to the sender (`inReplyTo` = this ' +
-        'message), signed with its own certificate on the officer’s behalf, and delivers it (docs/protocol.md §5.4).',
+        'message), signed with its own certificate on the officer’s behalf, and delivers it (docs/protocol.md §5.4). ' +
+        'A non-final decision keeps the claim; a final one ends it. Role, agency and claim are checked before the body is read.',
       roles: ['officer'],
       parameters: [param('MessageId')],
       requestBody: { required: true, content: json(ref('DecisionRequest')) },
@@ -774,9 +832,36 @@ function operations(): Op[] {
         'UNSUPPORTED_MEDIA_TYPE',
         'MALFORMED',
         'NOT_CLAIMED',
+        'ALREADY_DECIDED',
         'SCHEMA_INVALID',
         'NOT_PERMITTED',
       ],
+    },
+    {
+      method: 'get',
+      path: '/v1/events',
+      operationId: 'streamEvents',
+      tag: 'review',
+      summary: 'Server-sent events of the caller agency’s queue changes',
+      description:
+        'Events `' +
+        STREAM_EVENTS.join('`, `') +
+        '`, each `data:` a `StreamEventData` (ids, type, priority, status; never content). ' +
+        '`arrived` and `replied` (about the earlier message a delivered reply answers) go to the recipient ' +
+        'agency; claim and decision events to both agencies of the message. `: ping` comments every ' +
+        '`CASEBRIDGE_EVENTS_HEARTBEAT_S`. No replay: after a reconnect, read the list again (docs/protocol.md §5.5).',
+      roles: READERS,
+      responses: {
+        '200': {
+          description: 'An endless `text/event-stream` (WHATWG HTML §9.2).',
+          content: {
+            'text/event-stream': {
+              schema: { type: 'string', 'x-sse-data': ref('StreamEventData') },
+            },
+          },
+        },
+      },
+      codes: ['FORBIDDEN_ROLE', 'RATE_LIMITED', 'UNAVAILABLE'],
     },
     {
       method: 'get',

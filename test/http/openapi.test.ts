@@ -25,6 +25,7 @@ const ENDPOINTS: [string, string][] = [
   ['post', '/v1/messages/{id}/claim'],
   ['post', '/v1/messages/{id}/release'],
   ['post', '/v1/messages/{id}/decision'],
+  ['get', '/v1/events'],
   ['get', '/v1/audit/checkpoint'],
   ['get', '/v1/audit/key'],
   ['get', '/v1/audit/entries'],
