@@ -11,9 +11,11 @@ import {
   DEFAULT_LEAF_DAYS,
   DEV_AGENCIES,
   DEV_GATEWAY_ID,
+  DEV_PKCS12_PASSWORD,
   KEY_TYPES,
   ROLES,
   createCrl,
+  devPkcs12Files,
   generateDevPki,
   isPkiError,
   issueCertificate,
@@ -97,14 +99,17 @@ export function registerPkiCommands(program: Command): void {
           usage(`${out} already holds a PKI (${present.join(', ')}); use --force to replace it`);
         const files = generateDevPki({ gatewayId: o.gatewayId });
         writeDevPki(out, files);
+        const p12 = devPkcs12Files(files);
+        writeDevPki(out, p12);
         const agencies = DEV_AGENCIES.map((a) => a.id).join(', ');
         process.stdout.write(
           [
-            `wrote a development PKI to ${out} (${Object.keys(files).length} files)`,
+            `wrote a development PKI to ${out} (${Object.keys(files).length + Object.keys(p12).length} files)`,
             `  trust anchors  trust.pem (CN and VN roots); CAs in ca/ (cn-south is an intermediate)`,
             `  CRLs           crl.pem (empty, one per CA)`,
             `  gateway        gateway/gateway.crt.pem, gateway.key.pem (O=${o.gatewayId}, localhost/127.0.0.1)`,
             `  agencies       agencies/<id>/{system,officer,auditor}.{crt,key}.pem for ${agencies}`,
+            `  browsers       agencies/<id>/<role>.p12 (password "${DEV_PKCS12_PASSWORD}"; README: importing)`,
             `  audit log key  log/log.key.pem (Ed25519), log/log.pub.pem`,
             `  registry       registry.json`,
             `private keys are mode 0600; for development only`,

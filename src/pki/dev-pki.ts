@@ -12,6 +12,7 @@ import {
   issueCertificate,
   type IssuedCertificate,
 } from './issue.js';
+import { toPkcs12 } from './pkcs12.js';
 import type { Role } from './types.js';
 
 const DAY_MS = 86_400_000;
@@ -177,4 +178,30 @@ export function generateDevPki(options: DevPkiOptions = {}): DevPkiFiles {
   return files;
 }
 
-export const isPrivateKeyPath = (rel: string): boolean => rel.endsWith('.key.pem');
+/** Files holding a private key: written 0600. */
+export const isPrivateKeyPath = (rel: string): boolean =>
+  rel.endsWith('.key.pem') || rel.endsWith('.p12');
+
+/** The password of every dev `.p12` (protocol §10); these files are for development only. */
+export const DEV_PKCS12_PASSWORD = 'casebridge';
+
+/**
+ * Each agency certificate of a dev PKI (system, officer, auditor) with its key as
+ * `agencies/<id>/<role>.p12`, for importing into a browser.
+ */
+export function devPkcs12Files(files: DevPkiFiles): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const agency of DEV_AGENCIES) {
+    for (const role of LEAF_ROLES) {
+      const base = `agencies/${agency.id}/${role}`;
+      const cert = files[`${base}.crt.pem`];
+      const key = files[`${base}.key.pem`];
+      if (cert === undefined || key === undefined) continue;
+      out[`${base}.p12`] = toPkcs12(cert, key, {
+        password: DEV_PKCS12_PASSWORD,
+        friendlyName: `casebridge dev ${role} ${agency.id}`,
+      });
+    }
+  }
+  return out;
+}

@@ -33,10 +33,13 @@ export {
 } from './trust-store.js';
 export {
   generateDevPki,
+  devPkcs12Files,
   DEV_AGENCIES,
   DEV_GATEWAY_ID,
+  DEV_PKCS12_PASSWORD,
   type DevPkiFiles,
   type DevPkiOptions,
 } from './dev-pki.js';
+export { toPkcs12, type Pkcs12Options } from './pkcs12.js';
 // The one filesystem adapter here; kept in its own module.
 export { writeDevPki } from './write-dev-pki.js';

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { isPrivateKeyPath, type DevPkiFiles } from './dev-pki.js';
 
 /** Writes a dev PKI under `dir`: private keys 0600, everything else 0644; each file replaced atomically. */
-export function writeDevPki(dir: string, files: DevPkiFiles): string[] {
+export function writeDevPki(dir: string, files: DevPkiFiles | Record<string, Buffer>): string[] {
   const written: string[] = [];
   for (const [rel, text] of Object.entries(files)) {
     const target = join(dir, rel);

@@ -57,6 +57,8 @@ describe('cli/pki-commands', function () {
     expect(first.out).to.include('registry.json');
     expect(existsSync(join(certs, 'agencies/VN-CB/auditor.key.pem'))).to.equal(true);
     expect(statSync(join(certs, 'ca/cn-root.key.pem')).mode & 0o777).to.equal(0o600);
+    // protocol §10: a browser-importable .p12 per agency certificate, private like a key.
+    expect(statSync(join(certs, 'agencies/VN-LS/officer.p12')).mode & 0o777).to.equal(0o600);
     const rootBefore = readFileSync(join(certs, 'ca/cn-root.crt.pem'), 'utf8');
 
     expect((await run('init-dev', '--out', certs)).code).to.equal(2);
