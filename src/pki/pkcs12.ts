@@ -51,8 +51,6 @@ export interface Pkcs12Options {
   iterations?: number;
 }
 
-const bin = (b: Uint8Array): string => Buffer.from(b).toString('binary');
-
 /** UTF-16BE code units (a BMPString's content); with `terminate`, two zero bytes follow. */
 function utf16be(s: string, terminate = false): Buffer {
   const bytes = Buffer.alloc((s.length + (terminate ? 1 : 0)) * 2);
