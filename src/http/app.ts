@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:https';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { CasebridgeError } from '../errors.js';
 import { auditRoutes } from './audit.js';
+import { batchRoutes } from './batch.js';
 import { eventRoutes } from './events.js';
 import { requireClient } from './auth.js';
 import type { HttpContext } from './context.js';
@@ -42,6 +43,7 @@ export function createHttpApp(ctx: HttpContext): Express {
   app.get('/v1/openapi.json', (_req: Request, res: Response) => {
     res.type('application/json').send(openapi);
   });
+  app.use(batchRoutes(ctx));
   app.use(messageRoutes(ctx));
   app.use(reviewRoutes(ctx));
   app.use(eventRoutes(ctx));

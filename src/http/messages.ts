@@ -1,16 +1,15 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { inclusionProof } from '../audit/merkle.js';
-import { digestOf } from '../envelope/jws.js';
 import { DECISION_STATUSES, MESSAGE_TYPES, PRIORITIES } from '../envelope/types.js';
-import { CasebridgeError, isCasebridgeError, type ErrorCode } from '../errors.js';
+import { CasebridgeError } from '../errors.js';
 import type { Principal } from '../pki/types.js';
 import { LIFECYCLE_STATUSES, reviewView } from '../review/index.js';
 import type { ListQuery, MessageRecord } from '../store/types.js';
-import { recordRefusal, submitMessage } from '../submission/submit.js';
+import { submitMessage } from '../submission/submit.js';
 import { principalOf, requireRole } from './auth.js';
 import type { HttpContext } from './context.js';
 import { messageId, optEnum, optInt, optString } from './params.js';
-import { toProblem, sendProblem } from './problem.js';
+import { jwsFromBody, refusals } from './refusals.js';
 import { proofSize } from './audit.js';
 
 /** `status=`: a lifecycle status, `open` (all but decided) or `all` (protocol §5.1, §5.3). */
@@ -67,21 +66,6 @@ export function findVisible(ctx: HttpContext, id: string, p: Principal): Message
   return m;
 }
 
-/** Reads the compact JWS from the raw body: ASCII only, one trailing newline tolerated. */
-function jwsFromBody(body: unknown): string {
-  if (!Buffer.isBuffer(body))
-    throw new CasebridgeError('MALFORMED', 'the body must be a compact JWS');
-  let end = body.length;
-  if (end > 0 && body[end - 1] === 0x0a) end--;
-  if (end > 0 && body[end - 1] === 0x0d) end--;
-  for (let i = 0; i < end; i++) {
-    const b = body[i]!;
-    if (b < 0x21 || b > 0x7e)
-      throw new CasebridgeError('MALFORMED', 'a compact JWS is printable ASCII');
-  }
-  return body.toString('ascii', 0, end);
-}
-
 export function messageRoutes(ctx: HttpContext): Router {
   const r = Router();
 
@@ -115,30 +99,7 @@ export function messageRoutes(ctx: HttpContext): Router {
       res.status(result.status).location(`/v1/messages/${result.body.id}`).json(result.body);
     },
   );
-  // Refusals of an authenticated submitter are logged and audited (protocol §3), content-free.
-  r.use('/v1/messages', async (err: unknown, req: Request, res: Response, next: NextFunction) => {
-    if (req.method !== 'POST' || req.path !== '/' || res.locals['principal'] === undefined) {
-      return next(err);
-    }
-    const problem = toProblem(err, req, ctx.logger);
-    if (problem.code === 'INTERNAL') return next(err);
-    const client = principalOf(res);
-    const digest =
-      Buffer.isBuffer(req.body) && req.body.length > 0 ? safeDigest(req.body) : undefined;
-    ctx.metrics.refused.inc({ code: problem.code });
-    ctx.logger.info('submission refused', {
-      code: problem.code,
-      agency: client.agency,
-      role: client.role,
-      digest,
-    });
-    try {
-      await recordRefusal(ctx.store, client, problem.code as ErrorCode, digest);
-    } catch (e) {
-      return next(e);
-    }
-    sendProblem(res, problem);
-  });
+  r.use('/v1/messages', refusals(ctx));
 
   const listHandler = (direction?: 'received' | 'sent') => (req: Request, res: Response) => {
     const p = requireRole(res, READER_ROLES, 'reading messages');
@@ -216,15 +177,6 @@ export function messageRoutes(ctx: HttpContext): Router {
   });
 
   return r;
-}
-
-function safeDigest(body: Buffer): string | undefined {
-  try {
-    return digestOf(jwsFromBody(body));
-  } catch (e) {
-    if (isCasebridgeError(e)) return undefined;
-    throw e;
-  }
 }
 
 const MAX_THREAD = 1000;

@@ -1,0 +1,185 @@
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import { CasebridgeError, isCasebridgeError } from '../errors.js';
+import type { Principal } from '../pki/types.js';
+import { submitMessage, type SubmitResult } from '../submission/submit.js';
+import { principalOf } from './auth.js';
+import type { HttpContext } from './context.js';
+import { jwsFromBody, recordRefused, refusals, safeDigest } from './refusals.js';
+import { toProblem, type Problem } from './problem.js';
+
+/** protocol §3.1: at most this many lines in one batch. */
+export const MAX_BATCH_LINES = 1000;
+/** protocol §3.1: a batch may be this many times `CASEBRIDGE_MAX_BYTES` in all. */
+export const BATCH_BYTES_FACTOR = 16;
+/**
+ * Lines verified in one event-loop turn. Between slices other requests run, and
+ * the store commits what the slice queued: a batch of 100 shares a handful of
+ * commits instead of taking 100, without holding the loop for the whole batch.
+ */
+const SLICE = 32;
+
+/** One line of the answer (protocol §3.1); `line` counts from 1, like an editor. */
+interface LineAnswer {
+  line: number;
+  status: number;
+  body: SubmitResult['body'] | Problem;
+}
+
+/** Splits an ndjson body into lines; CRLF and one final newline are tolerated. */
+function splitLines(body: Buffer): Buffer[] {
+  const lines: Buffer[] = [];
+  let start = 0;
+  while (start < body.length) {
+    let end = body.indexOf(0x0a, start);
+    if (end === -1) end = body.length;
+    lines.push(body.subarray(start, end));
+    if (lines.length > MAX_BATCH_LINES) {
+      throw new CasebridgeError('TOO_LARGE', `a batch holds at most ${MAX_BATCH_LINES} lines`);
+    }
+    start = end + 1;
+  }
+  return lines;
+}
+
+/**
+ * Reads the whole body, at most `limit` bytes. A declared Content-Length past the
+ * limit is refused before a byte is read, a streamed body the moment it passes the
+ * limit; either way the connection is closed after the answer rather than drained.
+ */
+function readBounded(req: Request, res: Response, limit: number): Promise<Buffer> {
+  const tooLarge = () => {
+    res.setHeader('connection', 'close');
+    return new CasebridgeError('TOO_LARGE', `a batch holds at most ${limit} bytes`);
+  };
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > limit) return Promise.reject(tooLarge());
+  const coding = req.headers['content-encoding'];
+  if (coding !== undefined && coding.toLowerCase() !== 'identity') {
+    return Promise.reject(
+      new CasebridgeError('UNSUPPORTED_MEDIA_TYPE', 'send the batch without a content coding'),
+    );
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const done = (err?: unknown) => {
+      req.off('data', onData).off('end', onEnd).off('error', onError).off('aborted', onError);
+      if (err !== undefined) reject(err);
+      else resolve(Buffer.concat(chunks, total));
+    };
+    const onData = (c: Buffer) => {
+      total += c.length;
+      if (total > limit) {
+        req.pause();
+        done(tooLarge());
+      } else chunks.push(c);
+    };
+    const onEnd = () => done();
+    const onError = () => done(new CasebridgeError('MALFORMED', 'the request was aborted'));
+    req.on('data', onData).on('end', onEnd).on('error', onError).on('aborted', onError);
+  });
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export function batchRoutes(ctx: HttpContext): Router {
+  const r = Router();
+  const limit = ctx.maxBytes * BATCH_BYTES_FACTOR;
+
+  /** protocol §3 on one line, its size first; never throws. */
+  async function submitLine(line: Buffer, client: Principal): Promise<SubmitResult | unknown> {
+    try {
+      if (line.length > ctx.maxBytes) {
+        throw new CasebridgeError('TOO_LARGE', 'the line exceeds the size limit');
+      }
+      return await submitMessage(jwsFromBody(line), client, ctx.submission);
+    } catch (e) {
+      return new Failure(e);
+    }
+  }
+
+  /** The answer line of one outcome; a refusal is recorded like a single one. */
+  async function answerOf(
+    n: number,
+    line: Buffer,
+    outcome: SubmitResult | Failure,
+    client: Principal,
+    req: Request,
+  ): Promise<LineAnswer> {
+    if (!(outcome instanceof Failure)) {
+      if (outcome.status === 202) ctx.metrics.accepted.inc({ type: outcome.type });
+      return { line: n, status: outcome.status, body: outcome.body };
+    }
+    let problem = toProblem(outcome.error, req, ctx.logger);
+    if (problem.code !== 'INTERNAL') {
+      try {
+        await recordRefused(ctx, client, problem.code, safeDigest(line));
+      } catch (e) {
+        problem = toProblem(e, req, ctx.logger);
+      }
+    }
+    return { line: n, status: problem.status, body: problem };
+  }
+
+  r.post(
+    '/v1/messages/batch',
+    (req: Request, res: Response, next: NextFunction) => {
+      // protocol §3 order for the whole request: size, then media type.
+      readBounded(req, res, limit)
+        .then((body) => {
+          req.body = body;
+          if (!req.is('application/x-ndjson')) {
+            throw new CasebridgeError(
+              'UNSUPPORTED_MEDIA_TYPE',
+              'send one compact JWS per line as application/x-ndjson',
+            );
+          }
+          next();
+        }, next)
+        .catch(next);
+    },
+    async (req: Request, res: Response) => {
+      const client = principalOf(res);
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const lines = splitLines(body);
+      if (lines.length === 0) throw new CasebridgeError('MALFORMED', 'the batch holds no line');
+
+      // Every line is submitted without waiting for the one before, so their
+      // writes join the store's group commit; the answers keep input order.
+      const outcomes: Promise<SubmitResult | Failure>[] = [];
+      for (let i = 0; i < lines.length; i++) {
+        if (i > 0 && i % SLICE === 0) await nextTurn();
+        outcomes.push(submitLine(lines[i]!, client) as Promise<SubmitResult | Failure>);
+      }
+      const settled = await Promise.all(outcomes);
+      // A reply to an earlier line of the same batch may have been checked before
+      // that line was committed; now that all are, such a line is tried once more.
+      let acceptedBefore = false;
+      for (let i = 0; i < settled.length; i++) {
+        const o = settled[i]!;
+        if (!(o instanceof Failure)) acceptedBefore ||= o.status === 202;
+        else if (acceptedBefore && isUnknownReference(o.error)) {
+          settled[i] = (await submitLine(lines[i]!, client)) as SubmitResult | Failure;
+        }
+      }
+      const answers = await Promise.all(
+        settled.map((o, i) => answerOf(i + 1, lines[i]!, o, client, req)),
+      );
+      res
+        .status(200)
+        .type('application/x-ndjson')
+        .send(answers.map((a) => JSON.stringify(a) + '\n').join(''));
+    },
+  );
+  r.use('/v1/messages', refusals(ctx));
+  return r;
+}
+
+function isUnknownReference(e: unknown): boolean {
+  return isCasebridgeError(e) && e.code === 'UNKNOWN_REFERENCE';
+}
+
+/** A line's refusal or failure, kept as a value so one line never fails the others. */
+class Failure {
+  constructor(readonly error: unknown) {}
+}

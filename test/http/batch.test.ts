@@ -1,0 +1,343 @@
+import { randomUUID, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { expect } from 'chai';
+import { compactVerify } from 'jose';
+import type { Envelope } from '../../src/envelope/types.js';
+import { sampleEnvelope, SAMPLE_PERSONAL_STRINGS } from '../fixtures/envelopes.js';
+import {
+  call,
+  identity,
+  signAs,
+  startTestGateway,
+  storeCounts,
+  type Identity,
+  type Response,
+  type TestGateway,
+} from '../helpers/gateway.js';
+import { getTestPki } from '../helpers/pki.js';
+
+const A = 'CN-GX-CZ';
+const B = 'VN-LS';
+const MAX_BYTES = 262144;
+const NDJSON = 'application/x-ndjson';
+
+interface Answer {
+  line: number;
+  status: number;
+  body: {
+    id?: string;
+    digest?: string;
+    logIndex?: number;
+    status?: string | number;
+    receipt?: string;
+    code?: string;
+  };
+}
+
+interface Problem {
+  code: string;
+  status: number;
+}
+
+describe('batch submission over mutual TLS (protocol §3.1)', function () {
+  let t: TestGateway;
+  let aSys: Identity;
+  let bSys: Identity;
+  let pinned: X509Certificate;
+
+  before(async function () {
+    t = await startTestGateway({ CASEBRIDGE_MAX_BYTES: String(MAX_BYTES) });
+    [aSys, bSys] = await Promise.all([identity(A, 'system'), identity(B, 'system')]);
+    pinned = new X509Certificate(readFileSync(t.gw.config.tlsCert));
+  });
+  after(async () => t?.stop());
+
+  function batch(lines: readonly string[], who = aSys, type = NDJSON): Promise<Response> {
+    return call(t.gw, who, 'POST', '/v1/messages/batch', {
+      type,
+      data: lines.map((l) => l + '\n').join(''),
+    });
+  }
+
+  function answers(res: Response): Answer[] {
+    expect(res.status, res.text).to.equal(200);
+    expect(res.headers['content-type']).to.match(/^application\/x-ndjson/);
+    expect(res.text.endsWith('\n')).to.equal(true);
+    return res.text
+      .slice(0, -1)
+      .split('\n')
+      .map((l) => JSON.parse(l) as Answer);
+  }
+
+  function refusedEntries(from: number): Record<string, unknown>[] {
+    return t.gw.store
+      .entries(from, t.gw.store.treeSize())
+      .map((e) => JSON.parse(e.bytes.toString('utf8')) as Record<string, unknown>)
+      .filter((e) => e['event'] === 'message.refused');
+  }
+
+  const env = (over: Partial<Envelope> = {}) => sampleEnvelope('evidence.request', over);
+
+  it('answers every line in order: good lines accepted with receipts, bad ones refused alone', async function () {
+    const good1 = env();
+    const good2 = env();
+    const good3 = env();
+    const tampered = signAs(env(), aSys).replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
+    const wrongSender = env({ from: B, to: A });
+    const before = storeCounts(t).messages;
+    const auditBefore = t.gw.store.treeSize();
+
+    const res = await batch([
+      signAs(good1, aSys),
+      tampered,
+      'not a jws',
+      signAs(good2, aSys),
+      signAs(wrongSender, bSys),
+      signAs(good3, aSys),
+    ]);
+    const got = answers(res);
+    expect(got.map((a) => a.line)).to.deep.equal([1, 2, 3, 4, 5, 6]);
+    expect(got.map((a) => a.status)).to.deep.equal([202, 422, 400, 202, 403, 202]);
+    expect(got.map((a) => a.body.code)).to.deep.equal([
+      undefined,
+      'SIGNATURE_INVALID',
+      'MALFORMED',
+      undefined,
+      'SENDER_MISMATCH',
+      undefined,
+    ]);
+    // Each refusal is a whole problem object with its own status.
+    for (const a of got.filter((x) => x.status >= 400)) {
+      expect(a.body).to.include({ status: a.status });
+      expect(a.body).to.have.keys(['type', 'title', 'status', 'code', 'detail']);
+    }
+
+    const accepted = [good1, good2, good3];
+    const acceptedAnswers = [got[0]!, got[3]!, got[5]!];
+    for (const [k, a] of acceptedAnswers.entries()) {
+      expect(a.body.id).to.equal(accepted[k]!.id);
+      expect(a.body.status).to.equal('accepted');
+      const { payload } = await compactVerify(a.body.receipt!, pinned.publicKey);
+      const receipt = JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>;
+      expect(receipt).to.include({
+        messageId: accepted[k]!.id,
+        digest: a.body.digest,
+        logIndex: a.body.logIndex,
+      });
+      // Durable and readable the moment the answer arrived.
+      const stored = t.gw.store.getMessage(accepted[k]!.id)!;
+      expect(stored.logIndex).to.equal(a.body.logIndex);
+      expect(JSON.parse(stored.response)).to.deep.equal(a.body);
+    }
+    expect(storeCounts(t).messages).to.equal(before + 3);
+
+    // Refusals are audited one by one, content-free, like single submissions.
+    const refused = refusedEntries(auditBefore);
+    expect(refused.map((e) => (e['detail'] as { code: string }).code)).to.have.members([
+      'SIGNATURE_INVALID',
+      'MALFORMED',
+      'SENDER_MISMATCH',
+    ]);
+    const text = t.gw.store
+      .entries(auditBefore, t.gw.store.treeSize())
+      .map((e) => e.bytes.toString('utf8'))
+      .join('\n');
+    for (const s of SAMPLE_PERSONAL_STRINGS) expect(text).not.to.include(s);
+    for (const s of SAMPLE_PERSONAL_STRINGS) expect(t.logs.join('\n')).not.to.include(s);
+  });
+
+  it('replays within and across batches with the original body', async function () {
+    const first = env();
+
+    // The same message in a later batch, and one message twice in one batch.
+    const firstJws = signAs(first, aSys);
+    const r1 = answers(await batch([firstJws]));
+    expect(r1[0]!.status).to.equal(202);
+    const againJws = signAs(env(), aSys);
+    const r2 = answers(await batch([firstJws, againJws, againJws]));
+    expect(r2.map((a) => a.status)).to.deep.equal([200, 202, 200]);
+    expect(r2[0]!.body).to.deep.equal(r1[0]!.body);
+    expect(r2[2]!.body).to.deep.equal(r2[1]!.body);
+  });
+
+  it('accepts a duplicate id once and answers the other copy as a conflict', async function () {
+    const original = env();
+    const changed = { ...original, caseRef: original.caseRef + '-B' };
+    const before = storeCounts(t).messages;
+    const got = answers(await batch([signAs(original, aSys), signAs(changed, aSys)]));
+    expect(got.map((a) => a.status)).to.deep.equal([202, 409]);
+    expect(got[1]!.body.code).to.equal('ID_CONFLICT');
+    expect(storeCounts(t).messages).to.equal(before + 1);
+    expect(t.gw.store.getMessage(original.id)!.envelope.caseRef).to.equal(original.caseRef);
+  });
+
+  it('lets a line reply to an earlier line of the same batch', async function () {
+    const requestEnv = env();
+    const followUp = sampleEnvelope('status.update', { inReplyTo: requestEnv.id });
+    const orphan = sampleEnvelope('status.update', { inReplyTo: randomUUID() });
+    const got = answers(
+      await batch([signAs(requestEnv, aSys), signAs(followUp, aSys), signAs(orphan, aSys)]),
+    );
+    expect(got.map((a) => a.status)).to.deep.equal([202, 202, 422]);
+    expect(got[2]!.body.code).to.equal('UNKNOWN_REFERENCE');
+  });
+
+  it('gives a line whose durable write fails its own problem, the others are accepted', async function () {
+    const doomed = env();
+    const fine = [env(), env(), env()];
+    // A real failure inside the shared transaction: the database refuses this one row.
+    const db = new Database(join(t.dataDir, 'casebridge.sqlite'));
+    db.exec(`CREATE TRIGGER test_refuse_one BEFORE INSERT ON messages
+      WHEN NEW.id = '${doomed.id}' BEGIN SELECT RAISE(ABORT, 'refused by test'); END`);
+    try {
+      const got = answers(
+        await batch([
+          signAs(fine[0]!, aSys),
+          signAs(doomed, aSys),
+          signAs(fine[1]!, aSys),
+          signAs(fine[2]!, aSys),
+        ]),
+      );
+      expect(got.map((a) => a.status)).to.deep.equal([202, 500, 202, 202]);
+      expect(got[1]!.body.code).to.equal('INTERNAL');
+      for (const e of fine) expect(t.gw.store.getMessage(e.id)).to.not.equal(undefined);
+      expect(t.gw.store.getMessage(doomed.id)).to.equal(undefined);
+    } finally {
+      db.exec('DROP TRIGGER test_refuse_one');
+      db.close();
+    }
+    // The log stayed gap-free: the next message gets the next index.
+    const next = answers(await batch([signAs(env(), aSys)]));
+    expect(next[0]!.body.logIndex).to.equal(t.gw.store.treeSize() - 1);
+  });
+
+  describe('limits', function () {
+    async function expectWhole(res: Response, status: number, code: string) {
+      expect(res.status, res.text).to.equal(status);
+      expect(res.headers['content-type']).to.match(/^application\/problem\+json/);
+      expect(res.json<Problem>().code).to.equal(code);
+    }
+
+    it('refuses more than 1,000 lines as a whole, storing nothing', async function () {
+      const jws = signAs(env(), aSys);
+      const before = storeCounts(t).messages;
+      await expectWhole(await batch(Array(1001).fill(jws)), 413, 'TOO_LARGE');
+      expect(storeCounts(t).messages).to.equal(before);
+    });
+
+    it('accepts exactly 1,000 lines', async function () {
+      this.timeout(60_000);
+      const lines = Array.from({ length: 1000 }, () => signAs(env(), aSys));
+      const got = answers(await batch(lines));
+      expect(got).to.have.length(1000);
+      expect(got.every((a, i) => a.line === i + 1 && a.status === 202)).to.equal(true);
+      const indexes = got.map((a) => a.body.logIndex!);
+      expect(new Set(indexes).size).to.equal(1000);
+    });
+
+    it('refuses a declared length over 16 × the size limit before reading it', async function () {
+      const pki = await getTestPki();
+      const res = await new Promise<{ status: number; code: string }>((resolve, reject) => {
+        const req = request(
+          new URL('/v1/messages/batch', t.gw.url),
+          {
+            method: 'POST',
+            agent: false,
+            ca: pki.files['trust.pem'],
+            servername: 'localhost',
+            cert: aSys.cert,
+            key: aSys.key,
+            headers: { 'content-type': NDJSON, 'content-length': MAX_BYTES * 16 + 1 },
+          },
+          (r) => {
+            const chunks: Buffer[] = [];
+            r.on('data', (c: Buffer) => chunks.push(c));
+            r.on('end', () =>
+              resolve({
+                status: r.statusCode ?? 0,
+                code: (JSON.parse(Buffer.concat(chunks).toString()) as Problem).code,
+              }),
+            );
+          },
+        );
+        req.on('error', reject);
+        // Only a few bytes are sent: the answer must not wait for the rest.
+        req.write('x');
+      });
+      expect(res).to.deep.equal({ status: 413, code: 'TOO_LARGE' });
+    });
+
+    it('refuses a streamed (chunked) body once it passes 16 × the size limit', async function () {
+      const pki = await getTestPki();
+      const line = Buffer.from('A'.repeat(MAX_BYTES - 1) + '\n');
+      const res = await new Promise<{ status: number; code: string }>((resolve, reject) => {
+        const req = request(
+          new URL('/v1/messages/batch', t.gw.url),
+          {
+            method: 'POST',
+            agent: false,
+            ca: pki.files['trust.pem'],
+            servername: 'localhost',
+            cert: aSys.cert,
+            key: aSys.key,
+            headers: { 'content-type': NDJSON, 'transfer-encoding': 'chunked' },
+          },
+          (r) => {
+            const chunks: Buffer[] = [];
+            r.on('data', (c: Buffer) => chunks.push(c));
+            r.on('end', () =>
+              resolve({
+                status: r.statusCode ?? 0,
+                code: (JSON.parse(Buffer.concat(chunks).toString()) as Problem).code,
+              }),
+            );
+          },
+        );
+        req.on('error', reject);
+        let sent = 0;
+        const pump = () => {
+          while (sent < 20) {
+            sent++;
+            if (!req.write(line)) return void req.once('drain', pump);
+          }
+          req.end();
+        };
+        pump();
+      });
+      expect(res).to.deep.equal({ status: 413, code: 'TOO_LARGE' });
+    });
+
+    it('refuses one line over the size limit on its own', async function () {
+      const good = env();
+      const got = answers(await batch([signAs(good, aSys), 'A'.repeat(MAX_BYTES + 1)]));
+      expect(got.map((a) => a.status)).to.deep.equal([202, 413]);
+      expect(got[1]!.body.code).to.equal('TOO_LARGE');
+    });
+
+    it('refuses another media type, and an empty batch', async function () {
+      const jws = signAs(env(), aSys);
+      await expectWhole(
+        await batch([jws], aSys, 'application/jose'),
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+      );
+      await expectWhole(await batch([]), 400, 'MALFORMED');
+    });
+
+    it('audits a whole refused batch, without a digest', async function () {
+      const auditBefore = t.gw.store.treeSize();
+      await expectWhole(
+        await batch([signAs(env(), aSys)], aSys, 'text/plain'),
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+      );
+      const refused = refusedEntries(auditBefore);
+      expect(refused).to.have.length(1);
+      expect(refused[0]!['detail']).to.deep.equal({ code: 'UNSUPPORTED_MEDIA_TYPE' });
+      expect(refused[0]).to.not.have.property('digest');
+    });
+  });
+});
