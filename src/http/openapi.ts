@@ -297,6 +297,22 @@ function apiSchemas(): Record<string, Json> {
         },
       },
     },
+    BatchAnswerLine: {
+      description:
+        'One line of a batch answer (docs/protocol.md §3.1): the outcome of input line `line` (from 1), ' +
+        'with the status and body the line would have had as a single submission.',
+      type: 'object',
+      required: ['line', 'status', 'body'],
+      properties: {
+        line: { type: 'integer', minimum: 1, maximum: 1000 },
+        status: {
+          type: 'integer',
+          description: '202 accepted, 200 replay, or the problem’s status.',
+          anyOf: [{ enum: [200, 202] }, { minimum: 400, maximum: 599 }],
+        },
+        body: { oneOf: [ref('AcceptResponse'), ref('Problem')] },
+      },
+    },
     MessageSummary: {
       description: 'Routing metadata of a message, without its body.',
       type: 'object',
@@ -705,6 +721,34 @@ function operations(): Op[] {
         'UNKNOWN_REFERENCE',
         'ID_CONFLICT',
       ],
+    },
+    {
+      method: 'post',
+      path: '/v1/messages/batch',
+      operationId: 'submitBatch',
+      tag: 'messages',
+      summary: 'Submit up to 1,000 signed messages at once',
+      description:
+        'One compact JWS per line. Each line goes through the checks of `submitMessage` on its own and gets its own ' +
+        'receipt or problem; a refused line never affects another. Every accepted line is stored, with its receipt ' +
+        'and audit entry, before the answer is sent. At most 1,000 lines and 16 × `CASEBRIDGE_MAX_BYTES` in all, ' +
+        'else `TOO_LARGE` for the whole request; a single line over `CASEBRIDGE_MAX_BYTES` is `TOO_LARGE` for ' +
+        'that line (docs/protocol.md §3.1).',
+      roles: READERS,
+      requestBody: {
+        required: true,
+        content: ndjson(
+          'One compact JWS per line, each as in `submitMessage`; `\\n` or `\\r\\n` line ends.',
+          'CompactJws',
+        ),
+      },
+      responses: {
+        '200': {
+          description: 'One `BatchAnswerLine` per input line, in input order.',
+          content: ndjson('One `BatchAnswerLine` per input line.', 'BatchAnswerLine'),
+        },
+      },
+      codes: ['TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'MALFORMED'],
     },
     {
       method: 'get',

@@ -17,6 +17,7 @@ type Json = Record<string, unknown>;
 /** The endpoints of protocol §3, §5.3, §5.4, §6.4, §8. */
 const ENDPOINTS: [string, string][] = [
   ['post', '/v1/messages'],
+  ['post', '/v1/messages/batch'],
   ['get', '/v1/inbox'],
   ['get', '/v1/messages'],
   ['get', '/v1/messages/{id}'],
