@@ -165,14 +165,39 @@ export function batchRoutes(ctx: HttpContext): Router {
       const answers = await Promise.all(
         settled.map((o, i) => answerOf(i + 1, lines[i]!, o, client, req)),
       );
-      res
-        .status(200)
-        .type('application/x-ndjson')
-        .send(answers.map((a) => JSON.stringify(a) + '\n').join(''));
+      await sendLines(
+        res.status(200).type('application/x-ndjson'),
+        answers.map((a) => JSON.stringify(a) + '\n'),
+      );
     },
   );
   r.use('/v1/messages', refusals(ctx));
   return r;
+}
+
+/**
+ * Sends the answer lines, the last one only once the rest has drained. A client
+ * on a keep-alive connection sends its next batch the moment it has read the
+ * last byte; if the socket still waits for a drain then, Node's HTTP server
+ * pauses the socket for pipelining, and over TLS the records already decrypted
+ * reach the paused parser, which fails the connection (HPE_PAUSED). Writing the
+ * last small line after the drain leaves nothing pending when the next request
+ * comes.
+ */
+async function sendLines(res: Response, lines: readonly string[]): Promise<void> {
+  const head = lines.slice(0, -1).join('');
+  const last = lines[lines.length - 1] ?? '';
+  res.setHeader('content-length', Buffer.byteLength(head) + Buffer.byteLength(last));
+  if (!res.write(head)) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done).off('close', done);
+        resolve();
+      };
+      res.on('drain', done).on('close', done);
+    });
+  }
+  res.end(last);
 }
 
 function isUnknownReference(e: unknown): boolean {
