@@ -1,47 +1,57 @@
 /**
- * Pipeline benchmark (not a test): how close the gateway's accept path comes to
- * what the broker alone can confirm, measured in the same run on the same machine.
+ * Pipeline benchmarks (not tests): the gateway's submission path, each figure
+ * beside a baseline measured in the same run on the same machine.
  *
- * - baseline: raw amqplib publisher confirms into a quorum queue, 256 in flight,
- *   persistent messages the size of a real JWS, own vhost → msgs/s;
- * - pipeline: a gateway in RabbitMQ mode (in process); 64 keep-alive mutual-TLS
- *   connections, driven from a worker thread, submit N pre-signed messages →
- *   accepted/s; then, per message, the lag from `accepted` to `delivered` in its
- *   history → p50/p99.
+ * Baselines:
+ * - bare HTTPS: an express endpoint with mutual TLS that only answers 202, same
+ *   client, same connections, same ~3.2 KB JWS bodies (see servers.ts);
+ * - broker: raw amqplib publisher confirms into a quorum queue, 256 in flight,
+ *   persistent messages of the same bodies, own vhost.
  *
- * `node dist/bench/pipeline.js [messages]` runs it alone; bench/run.ts calls
- * `benchPipeline`. For diagnosis: BENCH_EMBEDDED=1 runs the gateway without the
- * broker (same clients), BENCH_CONNECTIONS sets the client concurrency.
+ * The gateway runs in a process of its own; the client is a worker thread of
+ * this process with 64 keep-alive mutual-TLS connections (load.ts). Every
+ * message is pre-signed before a clock starts, except in the soak, which signs
+ * at its (low) rate as it goes.
+ *
+ * BENCH_CONNECTIONS sets the client concurrency (64), BENCH_BATCH_CONNECTIONS
+ * the concurrent batches (8), BENCH_SOAK_S / BENCH_SOAK_RATE the soak.
  */
-import { Agent, request } from 'node:https';
 import { rmSync } from 'node:fs';
-import { Writable } from 'node:stream';
-import {
-  isMainThread,
-  parentPort,
-  Worker,
-  workerData,
-  type MessagePort,
-} from 'node:worker_threads';
-import { pathToFileURL } from 'node:url';
 import { connect } from 'amqplib';
-import winston from 'winston';
-import { startGateway, type Gateway } from '../src/app.js';
-import { loadConfig } from '../src/config/index.js';
+import type { Envelope } from '../src/envelope/types.js';
 import { sampleEnvelope } from '../test/fixtures/envelopes.js';
-import { createTestVhost } from '../test/helpers/amqp.js';
-import { identity, testEnv } from '../test/helpers/gateway.js';
+import { createTestVhost, type TestVhost } from '../test/helpers/amqp.js';
+import { identity, testEnv, type Identity } from '../test/helpers/gateway.js';
 import { getTestPki } from '../test/helpers/pki.js';
 import { signer } from '../test/faults/support.js';
+import { LoadClient, type Target } from './load.js';
+import { startServer, type ServerProcess } from './servers.js';
 
 const FROM = 'CN-GX-CZ';
 const TO = 'VN-LS';
 const BASELINE_IN_FLIGHT = 256;
-const CLIENT_CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 64);
-const WARMUP = 256;
+const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 64);
+const BATCH_CONNECTIONS = Number(process.env['BENCH_BATCH_CONNECTIONS'] ?? 8);
+const BATCH_LINES = 100;
+const WARMUP = 512;
+const RSS_SAMPLE_MS = 5000;
+/** protocol §8 default of CASEBRIDGE_MAX_BYTES, the size of a flood request. */
+const MAX_BYTES = 1024 * 1024;
 
-export interface PipelineOptions {
+const SINGLE: Target = { path: '/v1/messages', contentType: 'application/jose', expect: 202 };
+const BATCH: Target = {
+  path: '/v1/messages/batch',
+  contentType: 'application/x-ndjson',
+  expect: 200,
+  lineStatus: 202,
+};
+
+export interface PipelineSizes {
+  /** Messages per measured phase. */
   messages: number;
+  soakSeconds: number;
+  soakWarmSeconds: number;
+  floodSeconds: number;
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -50,265 +60,399 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[i]!;
 }
 
-/** Raw confirm rate: N persistent publishes of `body`-sized messages, at most 256 unconfirmed. */
-async function baselineConfirmRate(bodies: readonly Buffer[]): Promise<number> {
-  const vhost = await createTestVhost();
-  const conn = await connect(vhost.url);
-  try {
-    const ch = await conn.createConfirmChannel();
-    const queue = 'bench.baseline';
-    await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
-    let inFlight = 0;
-    let failed: unknown;
-    let wake: (() => void) | undefined;
-    const room = () =>
-      inFlight < BASELINE_IN_FLIGHT ? Promise.resolve() : new Promise<void>((r) => (wake = r));
-    const t0 = performance.now();
-    for (const body of bodies) {
-      await room();
-      if (failed) throw failed;
-      inFlight++;
-      ch.publish(
-        '',
-        queue,
-        body,
-        { persistent: true, contentType: 'application/jose' },
-        (err: unknown) => {
-          if (err != null) failed = err;
-          inFlight--;
-          const w = wake;
-          wake = undefined;
-          w?.();
-        },
-      );
-    }
-    await ch.waitForConfirms();
-    const s = (performance.now() - t0) / 1000;
-    if (failed) throw failed;
-    await ch.deleteQueue(queue);
-    await ch.close();
-    return bodies.length / s;
-  } finally {
-    await conn.close().catch(() => {});
-    await vhost.cleanup();
-  }
-}
+const round = (v: number, digits = 3) => Number(v.toFixed(digits));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** What the client worker gets: the gateway, a client identity, and the pre-signed messages. */
-interface ClientJob {
-  role: 'casebridge-bench-client';
-  url: string;
-  cert: string;
-  key: string;
-  ca: string;
-  warm: string[];
-  msgs: string[];
-  connections: number;
-}
-
-type ClientReport =
-  | { kind: 'warm'; failures: number }
-  | { kind: 'done'; ms: number; failures: number; firstFailure?: string };
-
-/**
- * The agencies' side, run in a worker thread so that client TLS and HTTP work
- * does not share the gateway's event loop (in production they are other hosts).
- * Keep-alive, so TLS handshakes (64 of them, in the warm-up) are not measured.
- */
-async function runClient(job: ClientJob, port: MessagePort): Promise<void> {
-  const agent = new Agent({
-    keepAlive: true,
-    maxSockets: job.connections,
-    cert: job.cert,
-    key: job.key,
-    ca: job.ca,
-  });
-  const url = new URL('/v1/messages', job.url);
-  const submit = (jws: string) =>
-    new Promise<number>((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method: 'POST',
-          agent,
-          servername: 'localhost',
-          headers: { 'content-type': 'application/jose', 'content-length': Buffer.byteLength(jws) },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(jws);
-    });
-  const all = async (list: readonly string[]) => {
-    let next = 0;
-    let failures = 0;
-    let firstFailure: string | undefined;
-    const worker = async () => {
-      while (next < list.length) {
-        const jws = list[next++]!;
-        try {
-          const status = await submit(jws);
-          if (status !== 202) throw new Error(`answered ${status}`);
-        } catch (e) {
-          failures++;
-          firstFailure ??= (e as Error).message;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: job.connections }, worker));
-    return { failures, ...(firstFailure === undefined ? {} : { firstFailure }) };
-  };
-  const warm = await all(job.warm);
-  port.postMessage({ kind: 'warm', failures: warm.failures } satisfies ClientReport);
-  await new Promise<void>((resolve) => port.once('message', () => resolve()));
-  const t0 = performance.now();
-  const r = await all(job.msgs);
-  port.postMessage({ kind: 'done', ms: performance.now() - t0, ...r } satisfies ClientReport);
-  agent.destroy();
-}
-
-/** Polls `count` every 10 ms until it reaches `target` (bounded); returns the last value. */
-async function waitForCount(
-  count: () => Promise<number>,
-  target: number,
-  timeoutMs: number,
-): Promise<number> {
+/** Polls `count` every 20 ms until it reaches `target` (bounded); returns the last value. */
+async function waitForCount(count: () => Promise<number>, target: number, timeoutMs: number) {
   const until = Date.now() + timeoutMs;
   let n = await count();
   while (n < target && Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(20);
     n = await count();
   }
   return n;
 }
 
-export async function benchPipeline(opts: PipelineOptions): Promise<Record<string, number>> {
-  const n = opts.messages;
-  const pki = await getTestPki();
-  const sys = await identity(FROM, 'system');
-  const sign = signer(sys);
+// ---- shared material, made once per run ----------------------------------------
 
-  // Signing is the client's cost: everything is signed before any clock starts.
-  const warm = Array.from({ length: WARMUP }, () =>
-    sign(sampleEnvelope('evidence.request', { from: FROM, to: TO })),
-  );
-  const msgs = Array.from({ length: n }, () => {
+interface Material {
+  sys: Identity;
+  ca: string;
+  sign: (env: Envelope) => string;
+}
+
+let material: Promise<Material> | undefined;
+function getMaterial(): Promise<Material> {
+  material ??= (async () => {
+    const pki = await getTestPki();
+    const sys = await identity(FROM, 'system');
+    return { sys, ca: pki.files['trust.pem']!, sign: signer(sys) };
+  })();
+  return material;
+}
+
+/** `n` fresh signed messages (new ids, so none is a replay). */
+async function signed(n: number): Promise<{ id: string; jws: string }[]> {
+  const { sign } = await getMaterial();
+  return Array.from({ length: n }, () => {
     const env = sampleEnvelope('evidence.request', { from: FROM, to: TO });
     return { id: env.id, jws: sign(env) };
   });
+}
 
-  const baselineConfirmRate_ = await baselineConfirmRate(
-    msgs.map((m) => Buffer.from(m.jws, 'ascii')),
-  );
+async function loadClient(server: ServerProcess, connections = CONNECTIONS): Promise<LoadClient> {
+  const { sys, ca } = await getMaterial();
+  return new LoadClient({ url: server.url, cert: sys.cert, key: sys.key, ca, connections });
+}
 
-  const vhost = await createTestVhost();
-  const env = await testEnv(
-    process.env['BENCH_EMBEDDED'] === '1' ? {} : { CASEBRIDGE_AMQP_URL: vhost.url },
-  );
-  // Production logs at info as JSON; formatting is kept, the bytes are dropped.
-  const logger = winston.createLogger({
-    level: 'info',
-    format: winston.format.json(),
-    transports: [
-      new winston.transports.Stream({ stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
-    ],
+/** A gateway process with a fresh data directory (and vhost in RabbitMQ mode). */
+async function gatewayProcess(mode: 'embedded' | 'rabbitmq', extra: Record<string, string> = {}) {
+  let vhost: TestVhost | undefined;
+  if (mode === 'rabbitmq') vhost = await createTestVhost();
+  const env = await testEnv({
+    ...(vhost ? { CASEBRIDGE_AMQP_URL: vhost.url } : {}),
+    CASEBRIDGE_LOG_LEVEL: 'info',
+    ...extra,
   });
-  let gw: Gateway | undefined;
-  try {
-    gw = await startGateway({ config: loadConfig(env), logger });
-    const g = gw;
-    const job: ClientJob = {
-      role: 'casebridge-bench-client',
-      url: g.url,
-      cert: sys.cert,
-      key: sys.key,
-      ca: pki.files['trust.pem']!,
-      warm,
-      msgs: msgs.map((m) => m.jws),
-      connections: CLIENT_CONNECTIONS,
-    };
-    const client = new Worker(new URL(import.meta.url), { workerData: job });
+  const server = await startServer('gateway', env);
+  return {
+    server,
+    async stop() {
+      await server.stop().catch(() => {});
+      rmSync(env['CASEBRIDGE_DATA_DIR']!, { recursive: true, force: true });
+      await vhost?.cleanup();
+    },
+  };
+}
+
+// ---- baselines ---------------------------------------------------------------
+
+let bare: Promise<number> | undefined;
+/** Requests per second of the bare HTTPS + mTLS endpoint; measured once per run. */
+export function bareHttpsRate(messages: number): Promise<number> {
+  bare ??= (async () => {
+    const env = await testEnv();
+    const server = await startServer('bare', env);
+    const client = await loadClient(server);
     try {
-      const reports: ClientReport[] = [];
-      let wake: (() => void) | undefined;
-      let crashed: unknown;
-      client.on('message', (m: ClientReport) => {
-        reports.push(m);
-        wake?.();
+      await client.ok({
+        cmd: 'closed',
+        target: SINGLE,
+        bodies: (await signed(WARMUP)).map((m) => m.jws),
       });
-      client.on('error', (e) => {
-        crashed = e;
-        wake?.();
-      });
-      const next = async (): Promise<ClientReport> => {
-        while (reports.length === 0 && crashed === undefined)
-          await new Promise<void>((r) => (wake = r));
-        if (crashed !== undefined) throw crashed;
-        return reports.shift()!;
-      };
-      const delivered = () =>
-        g.metrics.delivered.get().then((m) => m.values.reduce((a, v) => a + v.value, 0));
-      // Warm-up: opens the 64 connections and warms the JIT; not measured.
-      const w = await next();
-      if (w.failures > 0) throw new Error(`${w.failures} warm-up submissions failed`);
-      await waitForCount(delivered, WARMUP, 30_000);
-
-      const t0 = performance.now();
-      client.postMessage('go');
-      const done = await next();
-      if (done.kind !== 'done' || done.failures > 0)
-        throw new Error(
-          `${done.kind === 'done' ? done.failures : '?'} submissions failed: ${done.kind === 'done' ? done.firstFailure : ''}`,
-        );
-      const acceptSeconds = done.ms / 1000;
-      const d = await waitForCount(delivered, WARMUP + n, 120_000);
-      const deliverSeconds = (performance.now() - t0) / 1000;
-      if (d < WARMUP + n) throw new Error(`only ${d - WARMUP} of ${n} delivered`);
-
-      const lags: number[] = [];
-      for (const m of msgs) {
-        const h = g.store.history(m.id);
-        const a = h.find((x) => x.status === 'accepted');
-        const dl = h.find((x) => x.status === 'delivered');
-        if (a && dl) lags.push(Date.parse(dl.at) - Date.parse(a.at));
-      }
-      lags.sort((x, y) => x - y);
-      const pipelineAcceptRate = n / acceptSeconds;
-      return {
-        messages: n,
-        baselineConfirmRate: Math.round(baselineConfirmRate_),
-        pipelineAcceptRate: Math.round(pipelineAcceptRate),
-        ratio: Number((pipelineAcceptRate / baselineConfirmRate_).toFixed(3)),
-        pipelineDeliveredRate: Math.round(n / deliverSeconds),
-        lagP50Ms: percentile(lags, 50),
-        lagP99Ms: percentile(lags, 99),
-        lagMaxMs: lags[lags.length - 1] ?? NaN,
-        jwsBytes: Buffer.byteLength(msgs[0]!.jws),
-      };
+      const bodies = (await signed(messages)).map((m) => m.jws);
+      const r = await client.ok({ cmd: 'closed', target: SINGLE, bodies });
+      return messages / (r.ms / 1000);
     } finally {
-      await client.terminate();
+      await client.close();
+      await server.stop();
+      rmSync(env['CASEBRIDGE_DATA_DIR']!, { recursive: true, force: true });
     }
+  })();
+  return bare;
+}
+
+let broker: Promise<number> | undefined;
+/** Raw confirm rate: persistent publishes of the JWS bodies, at most 256 unconfirmed. */
+export function brokerConfirmRate(messages: number): Promise<number> {
+  broker ??= (async () => {
+    const bodies = (await signed(messages)).map((m) => Buffer.from(m.jws, 'ascii'));
+    const vhost = await createTestVhost();
+    const conn = await connect(vhost.url);
+    try {
+      const ch = await conn.createConfirmChannel();
+      const queue = 'bench.baseline';
+      await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      let inFlight = 0;
+      let failed: unknown;
+      let wake: (() => void) | undefined;
+      const room = () =>
+        inFlight < BASELINE_IN_FLIGHT ? Promise.resolve() : new Promise<void>((r) => (wake = r));
+      const t0 = performance.now();
+      for (const body of bodies) {
+        await room();
+        if (failed) throw failed;
+        inFlight++;
+        ch.publish(
+          '',
+          queue,
+          body,
+          { persistent: true, contentType: 'application/jose' },
+          (err: unknown) => {
+            if (err != null) failed = err;
+            inFlight--;
+            const w = wake;
+            wake = undefined;
+            w?.();
+          },
+        );
+      }
+      await ch.waitForConfirms();
+      const s = (performance.now() - t0) / 1000;
+      if (failed) throw failed;
+      await ch.deleteQueue(queue);
+      await ch.close();
+      return bodies.length / s;
+    } finally {
+      await conn.close().catch(() => {});
+      await vhost.cleanup();
+    }
+  })();
+  return broker;
+}
+
+// ---- single messages -----------------------------------------------------------
+
+interface PeakRun {
+  rate: number;
+  cpuMsPerMessage: number;
+}
+
+/** Warm-up, then `messages` single submissions as fast as 64 connections go. */
+async function peak(
+  server: ServerProcess,
+  client: LoadClient,
+  messages: number,
+): Promise<PeakRun & { ids: string[] }> {
+  await client.ok({
+    cmd: 'closed',
+    target: SINGLE,
+    bodies: (await signed(WARMUP)).map((m) => m.jws),
+  });
+  const msgs = await signed(messages);
+  const cpu0 = server.cpuMs();
+  const r = await client.ok({ cmd: 'closed', target: SINGLE, bodies: msgs.map((m) => m.jws) });
+  return {
+    rate: messages / (r.ms / 1000),
+    cpuMsPerMessage: (server.cpuMs() - cpu0) / messages,
+    ids: msgs.map((m) => m.id),
+  };
+}
+
+export async function benchEmbedded(sizes: PipelineSizes): Promise<Record<string, number>> {
+  const bareRate = await bareHttpsRate(sizes.messages);
+  const gw = await gatewayProcess('embedded');
+  const client = await loadClient(gw.server);
+  try {
+    const p = await peak(gw.server, client, sizes.messages);
+    return {
+      messages: sizes.messages,
+      bare_https_rate: Math.round(bareRate),
+      accept_rate: Math.round(p.rate),
+      ratio_vs_bare_https: round(p.rate / bareRate),
+      gateway_cpu_ms_per_msg: round(p.cpuMsPerMessage),
+    };
   } finally {
-    await gw?.close().catch(() => {});
-    rmSync(env['CASEBRIDGE_DATA_DIR']!, { recursive: true, force: true });
-    await vhost.cleanup();
+    await client.close();
+    await gw.stop();
   }
 }
 
-if (
-  !isMainThread &&
-  (workerData as Partial<ClientJob> | undefined)?.role === 'casebridge-bench-client'
-) {
-  await runClient(workerData as ClientJob, parentPort!);
-} else if (
-  process.argv[1] !== undefined &&
-  import.meta.url === pathToFileURL(process.argv[1]).href
-) {
-  const messages = Number(process.argv[2] ?? 5000);
-  const r = await benchPipeline({ messages });
-  console.log(JSON.stringify(r, null, 2));
+/**
+ * RabbitMQ mode: the peak single-message rate (as a ratio to the bare endpoint
+ * and, as before, to raw broker confirms), the lag to delivery, then a run at
+ * half the peak rate for the latency of the 202 and the accept→delivery lag.
+ */
+export async function benchRabbitmq(sizes: PipelineSizes): Promise<Record<string, number>> {
+  const n = sizes.messages;
+  const bareRate = await bareHttpsRate(n);
+  const confirmRate = await brokerConfirmRate(n);
+  const gw = await gatewayProcess('rabbitmq');
+  const client = await loadClient(gw.server);
+  try {
+    const t0 = performance.now();
+    const p = await peak(gw.server, client, n);
+    const d = await waitForCount(() => gw.server.delivered(), WARMUP + n, 120_000);
+    if (d < WARMUP + n) throw new Error(`only ${d - WARMUP} of ${n} delivered`);
+    const deliverSeconds = (performance.now() - t0) / 1000;
+    const lags = (await gw.server.lags(p.ids)).sort((a, b) => a - b);
+
+    const half = p.rate / 2;
+    const msgs = await signed(n);
+    const r = await client.ok({
+      cmd: 'open',
+      target: SINGLE,
+      rate: half,
+      bodies: msgs.map((m) => m.jws),
+    });
+    const d2 = await waitForCount(() => gw.server.delivered(), WARMUP + 2 * n, 120_000);
+    if (d2 < WARMUP + 2 * n)
+      throw new Error(`only ${d2 - WARMUP - n} of ${n} delivered at half rate`);
+    const latency = r.latencies!.slice().sort((a, b) => a - b);
+    const halfLags = (await gw.server.lags(msgs.map((m) => m.id))).sort((a, b) => a - b);
+    return {
+      messages: n,
+      // Today's figures, as before.
+      baselineConfirmRate: Math.round(confirmRate),
+      pipelineAcceptRate: Math.round(p.rate),
+      ratio: round(p.rate / confirmRate),
+      pipelineDeliveredRate: Math.round(n / deliverSeconds),
+      lagP50Ms: percentile(lags, 50),
+      lagP99Ms: percentile(lags, 99),
+      lagMaxMs: lags[lags.length - 1] ?? NaN,
+      jwsBytes: Buffer.byteLength(msgs[0]!.jws),
+      // Against the bare endpoint, and at half the peak rate.
+      bare_https_rate: Math.round(bareRate),
+      ratio_vs_bare_https: round(p.rate / bareRate),
+      gateway_cpu_ms_per_msg: round(p.cpuMsPerMessage),
+      half_rate: Math.round(half),
+      achieved_half_rate: Math.round(r.sent / (r.ms / 1000)),
+      p50_ms_at_half_rate: round(percentile(latency, 50), 2),
+      p95_ms_at_half_rate: round(percentile(latency, 95), 2),
+      p99_ms_at_half_rate: round(percentile(latency, 99), 2),
+      lag_p50_ms_at_half_rate: percentile(halfLags, 50),
+      lag_p95_ms_at_half_rate: percentile(halfLags, 95),
+      lag_p99_ms_at_half_rate: percentile(halfLags, 99),
+    };
+  } finally {
+    await client.close();
+    await gw.stop();
+  }
+}
+
+// ---- batches ---------------------------------------------------------------------
+
+/** RabbitMQ mode, batches of 100 lines, as a ratio to raw broker confirms. */
+export async function benchBatch(sizes: PipelineSizes): Promise<Record<string, number>> {
+  const n = Math.ceil(sizes.messages / BATCH_LINES) * BATCH_LINES;
+  const confirmRate = await brokerConfirmRate(sizes.messages);
+  const gw = await gatewayProcess('rabbitmq');
+  const client = await loadClient(gw.server, BATCH_CONNECTIONS);
+  const batches = (msgs: { jws: string }[]) => {
+    const out: string[] = [];
+    for (let i = 0; i < msgs.length; i += BATCH_LINES) {
+      out.push(
+        msgs
+          .slice(i, i + BATCH_LINES)
+          .map((m) => m.jws + '\n')
+          .join(''),
+      );
+    }
+    return out;
+  };
+  try {
+    await client.ok({ cmd: 'closed', target: BATCH, bodies: batches(await signed(WARMUP * 2)) });
+    await waitForCount(() => gw.server.delivered(), WARMUP * 2, 60_000);
+    const msgs = await signed(n);
+    const cpu0 = gw.server.cpuMs();
+    const t0 = performance.now();
+    const r = await client.ok({ cmd: 'closed', target: BATCH, bodies: batches(msgs) });
+    const rate = n / (r.ms / 1000);
+    const d = await waitForCount(() => gw.server.delivered(), WARMUP * 2 + n, 120_000);
+    if (d < WARMUP * 2 + n) throw new Error(`only ${d - WARMUP * 2} of ${n} delivered`);
+    const deliveredRate = n / ((performance.now() - t0) / 1000);
+    return {
+      messages: n,
+      batch_lines: BATCH_LINES,
+      concurrent_batches: BATCH_CONNECTIONS,
+      broker_confirm_rate: Math.round(confirmRate),
+      accept_rate: Math.round(rate),
+      ratio_vs_broker: round(rate / confirmRate),
+      delivered_rate: Math.round(deliveredRate),
+      delivered_ratio_vs_broker: round(deliveredRate / confirmRate),
+      gateway_cpu_ms_per_msg: round((gw.server.cpuMs() - cpu0) / n),
+    };
+  } finally {
+    await client.close();
+    await gw.stop();
+  }
+}
+
+// ---- memory ---------------------------------------------------------------------
+
+/**
+ * RabbitMQ mode at a steady rate for `soakSeconds`, signing as it goes; RSS of the
+ * gateway every 5 s after the warm-up. Growth compares the median of the last
+ * three samples with the median of the first three.
+ */
+export async function benchSoak(sizes: PipelineSizes): Promise<Record<string, number>> {
+  const rate = Number(process.env['BENCH_SOAK_RATE'] ?? 200);
+  const gw = await gatewayProcess('rabbitmq');
+  const client = await loadClient(gw.server);
+  try {
+    const running = client.ok({
+      cmd: 'soak',
+      target: SINGLE,
+      rate,
+      seconds: sizes.soakWarmSeconds + sizes.soakSeconds,
+      from: FROM,
+      to: TO,
+    });
+    await sleep(sizes.soakWarmSeconds * 1000);
+    const samples: number[] = [];
+    const until = performance.now() + sizes.soakSeconds * 1000;
+    while (performance.now() < until) {
+      samples.push(gw.server.rssMb());
+      await sleep(RSS_SAMPLE_MS);
+    }
+    const r = await running;
+    samples.push(gw.server.rssMb());
+    process.stderr.write(
+      `  soak RSS (MiB, every 5 s): ${samples.map((s) => s.toFixed(0)).join(' ')}\n`,
+    );
+    const median3 = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const start = median3(samples.slice(0, 3));
+    const end = median3(samples.slice(-3));
+    return {
+      seconds: sizes.soakSeconds,
+      rate,
+      messages: r.sent,
+      samples: samples.length,
+      rss_start_mb: round(start, 1),
+      rss_end_mb: round(end, 1),
+      rss_max_mb: round(Math.max(...samples), 1),
+      rss_growth_ratio: round((end - start) / start),
+    };
+  } finally {
+    await client.close();
+    await gw.stop();
+  }
+}
+
+/**
+ * 64 connections sending maximum-size requests as fast as they are answered:
+ * single bodies of CASEBRIDGE_MAX_BYTES, then batches of 16 × that. Peak RSS of
+ * the gateway process (VmHWM), which started fresh for this.
+ */
+export async function benchFlood(sizes: PipelineSizes): Promise<Record<string, number>> {
+  const gw = await gatewayProcess('embedded', { CASEBRIDGE_MAX_BYTES: String(MAX_BYTES) });
+  const client = await loadClient(gw.server);
+  try {
+    const idle = gw.server.rssMb();
+    // Printable ASCII, so each body is read whole before it is refused as MALFORMED.
+    const single = 'A'.repeat(MAX_BYTES);
+    const s = await client.run({
+      cmd: 'flood',
+      target: SINGLE,
+      body: single,
+      seconds: sizes.floodSeconds,
+    });
+    const afterSingle = gw.server.peakRssMb();
+    const line = 'A'.repeat(MAX_BYTES - 1) + '\n';
+    const batch = line.repeat(16);
+    const b = await client.run({
+      cmd: 'flood',
+      target: BATCH,
+      body: batch,
+      seconds: sizes.floodSeconds,
+    });
+    process.stderr.write(
+      `  flood answers: single ${JSON.stringify(s.statuses)}, batch ${JSON.stringify(b.statuses)}\n`,
+    );
+    return {
+      connections: CONNECTIONS,
+      request_bytes_single: MAX_BYTES,
+      request_bytes_batch: MAX_BYTES * 16,
+      requests_single: s.sent,
+      requests_batch: b.sent,
+      transport_failures: s.failures + b.failures,
+      idle_rss_mb: round(idle, 1),
+      peak_rss_single_mb: round(afterSingle, 1),
+      peak_rss_mb: round(gw.server.peakRssMb(), 1),
+    };
+  } finally {
+    await client.close();
+    await gw.stop();
+  }
 }

@@ -1,14 +1,28 @@
 /**
  * `npm run bench`: every benchmark of the project, each beside the baseline it is
  * judged against, measured in the same run. BENCH_QUICK=1 shrinks the sizes for a
- * smoke run; the figures quoted in notes come from a full run.
+ * smoke run; the figures quoted in notes come from a full run. `node
+ * dist/bench/run.js NAME…` runs only the named ones.
+ *
+ * The last line printed is one JSON object: { name: { key: number } }. Several
+ * entries may share a name (their keys are merged), so a module adds figures to
+ * a group such as `flood` by adding an entry of its own below.
  */
 import { benchAuditVerify, benchProofs } from './audit.js';
+import type { PipelineSizes } from './pipeline.js';
 
 const quick = process.env['BENCH_QUICK'] === '1';
 const only = process.argv.slice(2);
 
 type Bench = { name: string; run: () => Promise<Record<string, number>> };
+
+const pipelineSizes: PipelineSizes = {
+  messages: quick ? 1_000 : 5_000,
+  soakSeconds: Number(process.env['BENCH_SOAK_S'] ?? (quick ? 20 : 300)),
+  soakWarmSeconds: quick ? 5 : 30,
+  floodSeconds: quick ? 5 : 15,
+};
+const pipeline = () => import('./pipeline.js');
 
 const benches: Bench[] = [
   {
@@ -19,13 +33,11 @@ const benches: Bench[] = [
     name: 'inclusion-proofs',
     run: () => benchProofs({ entries: quick ? 20_000 : 1_000_000, proofs: quick ? 1_000 : 20_000 }),
   },
-  {
-    name: 'pipeline-rabbitmq',
-    run: async () => {
-      const { benchPipeline } = await import('./pipeline.js');
-      return benchPipeline({ messages: quick ? 500 : 5_000 });
-    },
-  },
+  { name: 'pipeline-embedded', run: async () => (await pipeline()).benchEmbedded(pipelineSizes) },
+  { name: 'pipeline-rabbitmq', run: async () => (await pipeline()).benchRabbitmq(pipelineSizes) },
+  { name: 'pipeline-batch', run: async () => (await pipeline()).benchBatch(pipelineSizes) },
+  { name: 'soak', run: async () => (await pipeline()).benchSoak(pipelineSizes) },
+  { name: 'flood', run: async () => (await pipeline()).benchFlood(pipelineSizes) },
 ];
 
 function fmt(v: number): string {
@@ -39,7 +51,7 @@ for (const b of benches) {
   const t0 = performance.now();
   process.stderr.write(`bench ${b.name}…\n`);
   const r = await b.run();
-  results[b.name] = r;
+  results[b.name] = { ...results[b.name], ...r };
   process.stdout.write(`\n${b.name} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
   for (const [k, v] of Object.entries(r)) process.stdout.write(`  ${k.padEnd(34)} ${fmt(v)}\n`);
 }
