@@ -181,6 +181,7 @@ function client(setup: ClientSetup) {
     const statuses: Record<string, number> = {};
     let sent = 0;
     let failures = 0;
+    let firstFailure: string | undefined;
     const t0 = performance.now();
     const until = t0 + seconds * 1000;
     const worker = async () => {
@@ -189,13 +190,20 @@ function client(setup: ClientSetup) {
         try {
           const a = await send(target, body, false);
           statuses[a.status] = (statuses[a.status] ?? 0) + 1;
-        } catch {
+        } catch (e) {
           failures++;
+          firstFailure ??= (e as Error).message;
         }
       }
     };
     await Promise.all(Array.from({ length: setup.connections }, worker));
-    return { ms: performance.now() - t0, sent, failures, statuses };
+    return {
+      ms: performance.now() - t0,
+      sent,
+      failures,
+      statuses,
+      ...(firstFailure === undefined ? {} : { firstFailure }),
+    };
   }
 
   return {

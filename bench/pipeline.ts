@@ -113,6 +113,8 @@ async function gatewayProcess(mode: 'embedded' | 'rabbitmq', extra: Record<strin
   const env = await testEnv({
     ...(vhost ? { CASEBRIDGE_AMQP_URL: vhost.url } : {}),
     CASEBRIDGE_LOG_LEVEL: 'info',
+    // The production default (the tests sign every 100 ms).
+    CASEBRIDGE_CHECKPOINT_MS: '500',
     ...extra,
   });
   const server = await startServer('gateway', env);
@@ -438,7 +440,8 @@ export async function benchFlood(sizes: PipelineSizes): Promise<Record<string, n
       seconds: sizes.floodSeconds,
     });
     process.stderr.write(
-      `  flood answers: single ${JSON.stringify(s.statuses)}, batch ${JSON.stringify(b.statuses)}\n`,
+      `  flood answers: single ${JSON.stringify(s.statuses)} ${s.firstFailure ?? ''}, ` +
+        `batch ${JSON.stringify(b.statuses)} ${b.firstFailure ?? ''}\n`,
     );
     return {
       connections: CONNECTIONS,
