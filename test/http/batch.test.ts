@@ -85,7 +85,11 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
     const good1 = env();
     const good2 = env();
     const good3 = env();
-    const tampered = signAs(env(), aSys).replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
+    // A changed character inside the signature (not the last one, whose low bits are padding).
+    const signedJws = signAs(env(), aSys);
+    const at = signedJws.length - 10;
+    const tampered =
+      signedJws.slice(0, at) + (signedJws[at] === 'A' ? 'B' : 'A') + signedJws.slice(at + 1);
     const wrongSender = env({ from: B, to: A });
     const before = storeCounts(t).messages;
     const auditBefore = t.gw.store.treeSize();
