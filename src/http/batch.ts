@@ -17,6 +17,13 @@ export const BATCH_BYTES_FACTOR = 16;
  * commits instead of taking 100, without holding the loop for the whole batch.
  */
 const SLICE = 32;
+/**
+ * Batches read or answered at once. Each holds up to 16 × CASEBRIDGE_MAX_BYTES,
+ * so this bounds their memory (8 × 16 MiB by default); past it the answer is 503
+ * with Retry-After (protocol §12), before a byte of the body is read.
+ */
+export const MAX_CONCURRENT_BATCHES = 8;
+const RETRY_AFTER_S = 1;
 
 /** One line of the answer (protocol §3.1); `line` counts from 1, like an editor. */
 interface LineAnswer {
@@ -85,6 +92,7 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 export function batchRoutes(ctx: HttpContext): Router {
   const r = Router();
   const limit = ctx.maxBytes * BATCH_BYTES_FACTOR;
+  let active = 0;
 
   /** protocol §3 on one line, its size first; never throws. */
   async function submitLine(line: Buffer, client: Principal): Promise<SubmitResult | unknown> {
@@ -123,6 +131,17 @@ export function batchRoutes(ctx: HttpContext): Router {
 
   r.post(
     '/v1/messages/batch',
+    (_req: Request, res: Response, next: NextFunction) => {
+      if (active >= MAX_CONCURRENT_BATCHES) {
+        res.setHeader('retry-after', String(RETRY_AFTER_S));
+        // The body is not read, so the connection cannot carry another request.
+        res.setHeader('connection', 'close');
+        throw new CasebridgeError('UNAVAILABLE', 'too many batches at once; try again shortly');
+      }
+      active++;
+      res.once('close', () => active--);
+      next();
+    },
     (req: Request, res: Response, next: NextFunction) => {
       // protocol §3 order for the whole request: size, then media type.
       readBounded(req, res, limit)

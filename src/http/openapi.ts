@@ -748,7 +748,7 @@ function operations(): Op[] {
           content: ndjson('One `BatchAnswerLine` per input line.', 'BatchAnswerLine'),
         },
       },
-      codes: ['TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'MALFORMED'],
+      codes: ['TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'MALFORMED', 'UNAVAILABLE'],
     },
     {
       method: 'get',

@@ -63,7 +63,8 @@ export function refusals(ctx: HttpContext) {
       return next(err);
     }
     const problem = toProblem(err, req, ctx.logger);
-    if (problem.code === 'INTERNAL') return next(err);
+    // A failure or load shedding says nothing about the message: not a refusal.
+    if (problem.code === 'INTERNAL' || problem.code === 'UNAVAILABLE') return next(err);
     const digest = single && Buffer.isBuffer(req.body) ? safeDigest(req.body) : undefined;
     try {
       await recordRefused(ctx, principalOf(res), problem.code, digest);

@@ -7,8 +7,10 @@ import { expect } from 'chai';
 import { compactVerify } from 'jose';
 import type { Envelope } from '../../src/envelope/types.js';
 import { sampleEnvelope, SAMPLE_PERSONAL_STRINGS } from '../fixtures/envelopes.js';
+import { MAX_CONCURRENT_BATCHES } from '../../src/http/batch.js';
 import {
   call,
+  eventually,
   identity,
   signAs,
   startTestGateway,
@@ -312,6 +314,44 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
         pump();
       });
       expect(res).to.deep.equal({ status: 413, code: 'TOO_LARGE' });
+    });
+
+    it('answers 503 with Retry-After past the concurrent batches, and takes them again after', async function () {
+      const pki = await getTestPki();
+      const jws = signAs(env(), aSys);
+      // Eight batches whose bodies are still arriving hold every place.
+      const open = Array.from({ length: MAX_CONCURRENT_BATCHES }, () => {
+        const req = request(new URL('/v1/messages/batch', t.gw.url), {
+          method: 'POST',
+          agent: false,
+          ca: pki.files['trust.pem'],
+          servername: 'localhost',
+          cert: aSys.cert,
+          key: aSys.key,
+          headers: { 'content-type': NDJSON, 'transfer-encoding': 'chunked' },
+        });
+        const answer = new Promise<number>((resolve, reject) => {
+          req.on('response', (r) => {
+            r.resume();
+            r.on('end', () => resolve(r.statusCode ?? 0));
+          });
+          req.on('error', reject);
+        });
+        req.write(jws);
+        return { req, answer };
+      });
+      let res: Response | undefined;
+      await eventually(async () => {
+        res = await batch([jws]);
+        return res.status === 503;
+      });
+      expect(res!.json<Problem>().code).to.equal('UNAVAILABLE');
+      expect(res!.headers['retry-after']).to.equal('1');
+      for (const o of open) o.req.end('\n');
+      expect(await Promise.all(open.map((o) => o.answer))).to.deep.equal(
+        Array(MAX_CONCURRENT_BATCHES).fill(200),
+      );
+      expect(answers(await batch([signAs(env(), aSys)]))[0]!.status).to.equal(202);
     });
 
     it('refuses one line over the size limit on its own', async function () {
