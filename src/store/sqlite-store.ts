@@ -207,6 +207,7 @@ export class SqliteStore implements Store {
       : undefined;
     const version = row === undefined ? SCHEMA_VERSION : Number(row.value);
     if (!Number.isSafeInteger(version) || version > SCHEMA_VERSION || version < 1) {
+      db.close();
       throw new ConfigError(
         'CASEBRIDGE_DATA_DIR',
         `holds store schema version ${row?.value}; this gateway knows up to ${SCHEMA_VERSION}`,
