@@ -1,8 +1,13 @@
 import { X509Certificate } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { expect } from 'chai';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import type { Envelope } from '../../src/envelope/types.js';
+import { buildOpenApi } from '../../src/http/openapi.js';
 import { issueCertificate, parsePemChain } from '../../src/pki/index.js';
+import { createSchemaSet } from '../../src/schema/index.js';
 import { SAMPLE_PERSONAL_STRINGS, sampleEnvelope } from '../fixtures/envelopes.js';
 import { openEvents } from '../helpers/events.js';
 import {
@@ -106,6 +111,41 @@ describe('review API (protocol §5.1, §5.4, §5.5)', function () {
     expect(res.status, res.text).to.equal(200);
     return res.json<Item & { history: History[] }>();
   };
+
+  it('answers in the shapes its OpenAPI document describes', async function () {
+    const root = fileURLToPath(new URL('../../../schemas/', import.meta.url));
+    const doc = buildOpenApi(createSchemaSet(root).documents()) as { components: object };
+    const ajv = new Ajv2020.default({ strict: false, allErrors: true });
+    addFormats.default(ajv);
+    ajv.addSchema({ $id: 'urn:test:openapi', components: doc.components });
+    const check = (name: string, value: unknown) => {
+      const v = ajv.compile({ $ref: `urn:test:openapi#/components/schemas/${name}` });
+      expect(v(value), `${name}: ${JSON.stringify(v.errors)}`).to.equal(true);
+    };
+    const stream = await openEvents(t.gw, bOfficer);
+    try {
+      const id = await delivered(sampleEnvelope('funds.freeze'));
+      check('MessagePage', (await call(t.gw, bOfficer, 'GET', '/v1/inbox')).json());
+      check(
+        'MessageSummary',
+        (await call(t.gw, bOfficer, 'POST', `/v1/messages/${id}/claim`)).json(),
+      );
+      check('MessageDetail', await get(bOfficer, id));
+      const decided = await call(
+        t.gw,
+        bOfficer,
+        'POST',
+        `/v1/messages/${id}/decision`,
+        json({ status: 'in-progress' }),
+      );
+      check('DecisionResponse', decided.json());
+      check('MessageDetail', await get(aSys, id));
+      const claimed = await stream.next((e) => e.event === 'claimed' && e.data['id'] === id);
+      check('StreamEventData', claimed.data);
+    } finally {
+      stream.close();
+    }
+  });
 
   it('lets exactly one of two officers claiming at once win', async function () {
     for (let round = 0; round < 5; round++) {
