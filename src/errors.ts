@@ -36,6 +36,8 @@ export const STATUS_BY_CODE = {
   ALREADY_DECIDED: 409,
   NOT_DELIVERED: 409,
   RATE_LIMITED: 429,
+  // protocol §10: a state-changing browser request from another site, or without the console's token.
+  CROSS_SITE_REFUSED: 403,
   UNAVAILABLE: 503,
   INTERNAL: 500,
 } as const;

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:https';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { consoleRoutes, crossSiteGuard, csrfTokens } from '../console/index.js';
 import { CasebridgeError } from '../errors.js';
 import { auditRoutes } from './audit.js';
 import { batchRoutes } from './batch.js';
@@ -38,6 +39,10 @@ export function createHttpApp(ctx: HttpContext): Express {
     next();
   });
   app.use(requireClient(ctx.verifyClient, ctx.now));
+  // protocol §10: the browser sends the client certificate on its own, so no
+  // state-changing call may come from another site.
+  const csrf = csrfTokens(ctx.gateway.key);
+  app.use(crossSiteGuard(csrf));
 
   const openapi = JSON.stringify(buildOpenApi(ctx.schemas));
   app.get('/v1/openapi.json', (_req: Request, res: Response) => {
@@ -48,6 +53,7 @@ export function createHttpApp(ctx: HttpContext): Express {
   app.use(reviewRoutes(ctx));
   app.use(eventRoutes(ctx));
   app.use(auditRoutes(ctx));
+  app.use(consoleRoutes(ctx, csrf));
   app.use((_req: Request, _res: Response, next: NextFunction) => {
     next(new CasebridgeError('NOT_FOUND', 'no such resource'));
   });

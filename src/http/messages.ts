@@ -172,6 +172,8 @@ export function messageRoutes(ctx: HttpContext): Router {
       index: m.logIndex,
       size,
       hashes: inclusionProof(m.logIndex, size, ctx.store.nodes()).map((h) => h.toString('base64')),
+      // The exact bytes of the message.accepted entry, so a client can hash the leaf itself.
+      leaf: ctx.store.entries(m.logIndex, m.logIndex + 1)[0]?.bytes.toString('base64'),
       ...(checkpoint ? { checkpoint } : {}),
     });
   });

@@ -44,6 +44,7 @@ const TITLES: Record<ErrorCode, string> = {
   ALREADY_DECIDED: 'Already decided',
   NOT_DELIVERED: 'Not yet delivered',
   RATE_LIMITED: 'Too many requests',
+  CROSS_SITE_REFUSED: 'Refused as a cross-site request',
   UNAVAILABLE: 'Temporarily unavailable',
   INTERNAL: 'Internal error',
 };

@@ -1,0 +1,28 @@
+/**
+ * Builds the browser console into dist/console (run by `npm run build` after tsc):
+ * one ES module bundle, one stylesheet and the page. Everything the page loads is
+ * in that directory, so nothing comes from another origin (protocol §10).
+ */
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const web = `${root}src/console/web/`;
+const out = `${root}dist/console/`;
+
+mkdirSync(out, { recursive: true });
+await build({
+  entryPoints: [
+    { in: `${web}main.ts`, out: 'app' },
+    { in: `${web}app.css`, out: 'app' },
+  ],
+  bundle: true,
+  format: 'esm',
+  target: ['chrome115', 'firefox128', 'safari17'],
+  outdir: out,
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+copyFileSync(`${web}index.html`, `${out}index.html`);
