@@ -168,7 +168,10 @@ export class Api {
 
   /** protocol §5.5 event stream; `onChange` gets each event's type and data. */
   events(
-    onChange: (kind: string, data: { id: string; type: string; priority: string; status: string }) => void,
+    onChange: (
+      kind: string,
+      data: { id: string; type: string; priority: string; status: string },
+    ) => void,
     onState: (open: boolean) => void,
   ): EventSource {
     const es = new EventSource('/v1/events');

@@ -44,13 +44,23 @@ export class AuditorPage {
     try {
       note = await this.api.checkpoint();
     } catch {
-      this.checks.push({ name: 'checkpoint', check: { ok: false, reason: 'verify.inclusion.unavailable' } });
+      this.checks.push({
+        name: 'checkpoint',
+        check: { ok: false, reason: 'verify.inclusion.unavailable' },
+      });
       return this.render();
     }
     const opened = await openCheckpoint(note, key);
     this.checks.push({ name: 'checkpoint', check: opened.check });
     if (this.trust.pin === 'changed') {
-      this.checks.push({ name: 'logKey', check: { ok: false, reason: 'verify.key.changed', params: { key: this.trust.pinnedId ?? '' } } });
+      this.checks.push({
+        name: 'logKey',
+        check: {
+          ok: false,
+          reason: 'verify.key.changed',
+          params: { key: this.trust.pinnedId ?? '' },
+        },
+      });
     }
     const cp = opened.checkpoint;
     if (cp) {
@@ -58,7 +68,10 @@ export class AuditorPage {
       const consistency = await this.consistency(cp.size, cp.root);
       this.checks.push({ name: 'consistency', check: consistency });
       if (consistency.ok && this.trust.pin !== 'changed') {
-        localStorage.setItem(SEEN_KEY, JSON.stringify({ size: cp.size, root: toBase64(cp.root), at: new Date().toISOString() }));
+        localStorage.setItem(
+          SEEN_KEY,
+          JSON.stringify({ size: cp.size, root: toBase64(cp.root), at: new Date().toISOString() }),
+        );
       }
     }
     this.render();
@@ -67,7 +80,12 @@ export class AuditorPage {
   private async consistency(size: number, root: Uint8Array): Promise<Check> {
     const prev = this.previous;
     if (!prev) return { ok: true, reason: 'audit.firstSeen' };
-    if (size < prev.size) return { ok: false, reason: 'audit.shrunk', params: { from: String(prev.size), to: String(size) } };
+    if (size < prev.size)
+      return {
+        ok: false,
+        reason: 'audit.shrunk',
+        params: { from: String(prev.size), to: String(size) },
+      };
     let prevRoot: Uint8Array;
     try {
       prevRoot = fromBase64(prev.root);
@@ -84,7 +102,11 @@ export class AuditorPage {
     }
     const ok = await verifyConsistency(prev.size, size, prevRoot, root, hashes);
     return ok
-      ? { ok: true, reason: 'audit.consistent', params: { from: String(prev.size), to: String(size) } }
+      ? {
+          ok: true,
+          reason: 'audit.consistent',
+          params: { from: String(prev.size), to: String(size) },
+        }
       : { ok: false, reason: 'audit.fork', params: { from: String(prev.size), to: String(size) } };
   }
 
@@ -94,25 +116,69 @@ export class AuditorPage {
     clear(
       this.el,
       h('h2', { id: 'auditor-title' }, t('audit.title')),
-      h('div', { class: 'buttons' }, h('button', { type: 'button', id: 'audit-refresh', onclick: () => void this.refresh() }, t('audit.refresh'))),
-      h('dl', { class: 'facts' },
-        h('dt', {}, t('audit.size')), h('dd', { id: 'log-size' }, cp ? number(cp.size) : '—'),
-        h('dt', {}, t('audit.root')), h('dd', { class: 'mono hash' }, cp ? toHex(cp.root) : '—'),
-        h('dt', {}, t('audit.origin')), h('dd', { class: 'mono' }, cp?.origin ?? '—'),
-        h('dt', {}, t('audit.keyId')), h('dd', { class: 'mono', id: 'log-key-id' }, this.trust.logKey?.keyIdHex ?? '—'),
-        h('dt', {}, t('audit.previous')), h('dd', {}, this.previous ? t('audit.previousValue', { size: number(this.previous.size), at: dateTime(this.previous.at) }) : '—'),
-        h('dt', {}, t('audit.checkedAt')), h('dd', {}, this.checkedAt ? dateTime(this.checkedAt) : '—'),
+      h(
+        'div',
+        { class: 'buttons' },
+        h(
+          'button',
+          { type: 'button', id: 'audit-refresh', onclick: () => void this.refresh() },
+          t('audit.refresh'),
+        ),
       ),
-      h('section', { class: `verification ${all ? 'ok' : 'bad'}`, id: 'audit-verification', 'data-verdict': all ? 'ok' : 'bad', 'aria-live': 'polite', 'aria-labelledby': 'audit-checks-title' },
+      h(
+        'dl',
+        { class: 'facts' },
+        h('dt', {}, t('audit.size')),
+        h('dd', { id: 'log-size' }, cp ? number(cp.size) : '—'),
+        h('dt', {}, t('audit.root')),
+        h('dd', { class: 'mono hash' }, cp ? toHex(cp.root) : '—'),
+        h('dt', {}, t('audit.origin')),
+        h('dd', { class: 'mono' }, cp?.origin ?? '—'),
+        h('dt', {}, t('audit.keyId')),
+        h('dd', { class: 'mono', id: 'log-key-id' }, this.trust.logKey?.keyIdHex ?? '—'),
+        h('dt', {}, t('audit.previous')),
+        h(
+          'dd',
+          {},
+          this.previous
+            ? t('audit.previousValue', {
+                size: number(this.previous.size),
+                at: dateTime(this.previous.at),
+              })
+            : '—',
+        ),
+        h('dt', {}, t('audit.checkedAt')),
+        h('dd', {}, this.checkedAt ? dateTime(this.checkedAt) : '—'),
+      ),
+      h(
+        'section',
+        {
+          class: `verification ${all ? 'ok' : 'bad'}`,
+          id: 'audit-verification',
+          'data-verdict': all ? 'ok' : 'bad',
+          'aria-live': 'polite',
+          'aria-labelledby': 'audit-checks-title',
+        },
         h('h3', { id: 'audit-checks-title' }, t('verify.title')),
-        h('ul', { class: 'checks' }, ...this.checks.map(({ name, check }) =>
-          h('li', { class: check.ok ? 'ok' : 'bad', 'data-check': name, 'data-ok': String(check.ok) },
-            h('span', { class: 'mark', 'aria-hidden': 'true' }, check.ok ? '✓' : '✗'),
-            h('strong', {}, tk('verify.name', name)),
-            ' ',
-            h('span', { class: 'visually-hidden' }, check.ok ? t('verify.passed') : t('verify.failed')),
-            t(check.reason as MessageId, check.params ?? {}),
-          ))),
+        h(
+          'ul',
+          { class: 'checks' },
+          ...this.checks.map(({ name, check }) =>
+            h(
+              'li',
+              { class: check.ok ? 'ok' : 'bad', 'data-check': name, 'data-ok': String(check.ok) },
+              h('span', { class: 'mark', 'aria-hidden': 'true' }, check.ok ? '✓' : '✗'),
+              h('strong', {}, tk('verify.name', name)),
+              ' ',
+              h(
+                'span',
+                { class: 'visually-hidden' },
+                check.ok ? t('verify.passed') : t('verify.failed'),
+              ),
+              t(check.reason as MessageId, check.params ?? {}),
+            ),
+          ),
+        ),
       ),
     );
   }

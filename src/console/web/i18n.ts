@@ -74,9 +74,13 @@ export function timeZoneLabel(): string {
 export function dateTime(iso: string | Date): string {
   const d = typeof iso === 'string' ? new Date(iso) : iso;
   if (Number.isNaN(d.getTime())) return String(iso);
+  // dateStyle/timeStyle cannot be combined with timeZoneName, so the fields are named.
   return new Intl.DateTimeFormat(current, {
-    dateStyle: 'medium',
-    timeStyle: 'short',
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
     timeZoneName: 'short',
   }).format(d);
 }

@@ -187,12 +187,7 @@ export class Inbox {
           ? h('span', { class: 'badge badge-due-soon' }, t('inbox.dueSoon'))
           : null,
       ),
-      h(
-        'td',
-        {},
-        tk('status', m.status),
-        m.decision ? ` · ${tk('decision', m.decision)}` : '',
-      ),
+      h('td', {}, tk('status', m.status), m.decision ? ` · ${tk('decision', m.decision)}` : ''),
       h('td', {}, m.claim ? (m.claim.name ?? t('inbox.claimed')) : ''),
     );
   }

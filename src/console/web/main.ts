@@ -7,7 +7,17 @@
 import { Api, type Session } from './api.js';
 import { AuditorPage } from './auditor.js';
 import { clear, h } from './dom.js';
-import { initialLocale, locale, LOCALES, onLocaleChange, setLocale, t, timeZoneLabel, tk, type Locale } from './i18n.js';
+import {
+  initialLocale,
+  locale,
+  LOCALES,
+  onLocaleChange,
+  setLocale,
+  t,
+  timeZoneLabel,
+  tk,
+  type Locale,
+} from './i18n.js';
 import { Inbox, isEmergencyFreeze, tickCountdowns } from './inbox.js';
 import { MessagePage } from './message.js';
 import { loadTrust, repin, type Trust } from './trust.js';
@@ -18,8 +28,19 @@ class ConsoleApp {
   private view: View = { kind: 'inbox' };
   private readonly main = h('main', { id: 'main', tabindex: '-1' });
   private readonly header = h('header', { class: 'top' });
-  private readonly alerts = h('div', { id: 'alerts', class: 'alerts', role: 'alert', 'aria-live': 'assertive', 'aria-atomic': 'true' });
-  private readonly status = h('div', { id: 'live-status', class: 'visually-hidden', role: 'status', 'aria-live': 'polite' });
+  private readonly alerts = h('div', {
+    id: 'alerts',
+    class: 'alerts',
+    role: 'alert',
+    'aria-live': 'assertive',
+    'aria-atomic': 'true',
+  });
+  private readonly status = h('div', {
+    id: 'live-status',
+    class: 'visually-hidden',
+    role: 'status',
+    'aria-live': 'polite',
+  });
   private inbox: Inbox | undefined;
   private message: MessagePage | undefined;
   private auditor: AuditorPage | undefined;
@@ -40,14 +61,22 @@ class ConsoleApp {
       this.status,
       this.main,
     );
-    this.body().querySelector('.skip')?.addEventListener('click', (e) => {
-      e.preventDefault();
-      this.main.focus();
-    });
+    this.body()
+      .querySelector('.skip')
+      ?.addEventListener('click', (e) => {
+        e.preventDefault();
+        this.main.focus();
+      });
     const reviews = this.session.role === 'officer';
     if (reviews) {
       this.inbox = new Inbox(this.api, (id) => this.show({ kind: 'message', id }));
-      this.message = new MessagePage(this.api, this.session, this.trust, () => this.show({ kind: 'inbox' }), (id) => this.show({ kind: 'message', id }));
+      this.message = new MessagePage(
+        this.api,
+        this.session,
+        this.trust,
+        () => this.show({ kind: 'inbox' }),
+        (id) => this.show({ kind: 'message', id }),
+      );
     }
     this.auditor = new AuditorPage(this.api, this.trust);
     if (!reviews) this.view = { kind: 'audit' };
@@ -72,48 +101,93 @@ class ConsoleApp {
   }
 
   private renderHeader(): void {
-    const langSelect = h('select', {
-      id: 'language',
-      onchange: (e: Event) => setLocale((e.target as HTMLSelectElement).value as Locale),
-    }, ...LOCALES.map((l) => h('option', { value: l, lang: l }, tk('lang', l))));
+    const langSelect = h(
+      'select',
+      {
+        id: 'language',
+        onchange: (e: Event) => setLocale((e.target as HTMLSelectElement).value as Locale),
+      },
+      ...LOCALES.map((l) => h('option', { value: l, lang: l }, tk('lang', l))),
+    );
     langSelect.value = locale();
-    const nav = h('nav', { 'aria-label': t('nav.label') },
+    const nav = h(
+      'nav',
+      { 'aria-label': t('nav.label') },
       this.session.role === 'officer' ? this.navButton('inbox', t('nav.inbox')) : null,
       this.navButton('audit', t('nav.audit')),
     );
     clear(
       this.header,
-      h('div', { class: 'brand' }, h('h1', {}, t('app.title')), h('span', { class: 'muted' }, t('app.agency', { agency: this.session.agency }))),
+      h(
+        'div',
+        { class: 'brand' },
+        h('h1', {}, t('app.title')),
+        h('span', { class: 'muted' }, t('app.agency', { agency: this.session.agency })),
+      ),
       nav,
-      h('div', { class: 'who' },
-        h('span', { id: 'who' }, t('app.signedInAs', { name: this.session.name, role: tk('role', this.session.role) })),
-        h('span', { id: 'time-zone', class: 'muted small' }, t('app.timeZone', { zone: timeZoneLabel() })),
-        h('span', { class: `stream ${this.streamOpen ? 'on' : 'off'}`, id: 'stream-state' }, this.streamOpen ? t('app.live') : t('app.offline')),
-        h('span', { class: 'lang' }, h('label', { for: 'language' }, t('app.language')), langSelect),
+      h(
+        'div',
+        { class: 'who' },
+        h(
+          'span',
+          { id: 'who' },
+          t('app.signedInAs', { name: this.session.name, role: tk('role', this.session.role) }),
+        ),
+        h(
+          'span',
+          { id: 'time-zone', class: 'muted small' },
+          t('app.timeZone', { zone: timeZoneLabel() }),
+        ),
+        h(
+          'span',
+          { class: `stream ${this.streamOpen ? 'on' : 'off'}`, id: 'stream-state' },
+          this.streamOpen ? t('app.live') : t('app.offline'),
+        ),
+        h(
+          'span',
+          { class: 'lang' },
+          h('label', { for: 'language' }, t('app.language')),
+          langSelect,
+        ),
       ),
       this.trust.pin === 'changed' ? this.keyWarning() : null,
     );
   }
 
   private keyWarning(): HTMLElement {
-    return h('div', { class: 'warning', id: 'key-warning', role: 'alert' },
-      t('app.keyChanged', { pinned: this.trust.pinnedId ?? '—', now: '' }),
+    return h(
+      'div',
+      { class: 'warning', id: 'key-warning', role: 'alert' },
+      t('app.keyChanged', { pinned: this.trust.pinnedId ?? '—' }),
       ' ',
-      h('button', {
-        type: 'button',
-        onclick: () => {
-          void this.api.logKey().then((k) => {
-            repin(k.trim());
-            location.reload();
-          });
+      h(
+        'button',
+        {
+          type: 'button',
+          onclick: () => {
+            void this.api.logKey().then((k) => {
+              repin(k.trim());
+              location.reload();
+            });
+          },
         },
-      }, t('app.keyAccept')),
+        t('app.keyAccept'),
+      ),
     );
   }
 
   private navButton(kind: 'inbox' | 'audit', label: string): HTMLElement {
     const current = this.view.kind === kind || (kind === 'inbox' && this.view.kind === 'message');
-    return h('button', { type: 'button', class: 'nav', 'aria-current': current ? 'page' : undefined, onclick: () => this.show({ kind }) }, label);
+    return h(
+      'button',
+      {
+        type: 'button',
+        class: 'nav',
+        'aria-current': current ? 'page' : undefined,
+        onclick: () => this.show({ kind }),
+      },
+      label,
+    );
   }
 
   private show(v: View): void {
@@ -126,7 +200,12 @@ class ConsoleApp {
   }
 
   private mount(): void {
-    const el = this.view.kind === 'inbox' ? this.inbox?.el : this.view.kind === 'message' ? this.message?.el : this.auditor?.el;
+    const el =
+      this.view.kind === 'inbox'
+        ? this.inbox?.el
+        : this.view.kind === 'message'
+          ? this.message?.el
+          : this.auditor?.el;
     if (el && this.main.firstChild !== el) this.main.replaceChildren(el);
   }
 
@@ -146,7 +225,8 @@ class ConsoleApp {
           this.status.textContent = t('announce.arrived', { type: tk('type', data.type) });
         }
         if (this.view.kind === 'inbox') void this.inbox?.refresh();
-        if (this.view.kind === 'message' && this.view.id === data.id) void this.message?.load(data.id, false);
+        if (this.view.kind === 'message' && this.view.id === data.id)
+          void this.message?.load(data.id, false);
       },
       (open) => {
         if (open === this.streamOpen) return;
@@ -166,12 +246,37 @@ class ConsoleApp {
       this.alerts.replaceChildren();
       return;
     }
-    clear(this.alerts,
-      h('div', { class: 'emergency-alert', id: 'emergency-alert' },
+    clear(
+      this.alerts,
+      h(
+        'div',
+        { class: 'emergency-alert', id: 'emergency-alert' },
         h('strong', {}, t('announce.emergency')),
         ' ',
-        h('button', { type: 'button', class: 'primary', onclick: () => { this.pendingAlert = undefined; this.renderAlert(); this.show({ kind: 'message', id: a.id }); } }, t('announce.open')),
-        h('button', { type: 'button', onclick: () => { this.pendingAlert = undefined; this.renderAlert(); } }, t('announce.dismiss')),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'primary',
+            onclick: () => {
+              this.pendingAlert = undefined;
+              this.renderAlert();
+              this.show({ kind: 'message', id: a.id });
+            },
+          },
+          t('announce.open'),
+        ),
+        h(
+          'button',
+          {
+            type: 'button',
+            onclick: () => {
+              this.pendingAlert = undefined;
+              this.renderAlert();
+            },
+          },
+          t('announce.dismiss'),
+        ),
       ),
     );
   }
@@ -185,7 +290,18 @@ async function main(): Promise<void> {
     const trust = await loadTrust(api);
     new ConsoleApp(api, session, trust).start();
   } catch (e) {
-    document.body.replaceChildren(h('main', { id: 'main' }, h('h1', {}, t('app.title')), h('p', { class: 'error', role: 'alert' }, tk('error', (e as { code?: string }).code ?? 'INTERNAL'))));
+    document.body.replaceChildren(
+      h(
+        'main',
+        { id: 'main' },
+        h('h1', {}, t('app.title')),
+        h(
+          'p',
+          { class: 'error', role: 'alert' },
+          tk('error', (e as { code?: string }).code ?? 'INTERNAL'),
+        ),
+      ),
+    );
   }
 }
 

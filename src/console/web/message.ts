@@ -5,11 +5,21 @@
  */
 import { ApiError, type Api, type MessageView, type Session, type Summary } from './api.js';
 import { clear, h } from './dom.js';
-import { bytes, countdown, dateOnly, dateTime, number, t, tk, type MessageId } from './i18n.js';
+import {
+  bytes,
+  countdown,
+  dateOnly,
+  dateTime,
+  locale,
+  number,
+  t,
+  tk,
+  type MessageId,
+} from './i18n.js';
 import { deadlineOf } from './inbox.js';
 import { DECISIONS as VOCAB_DECISIONS } from './vocabulary.js';
 import type { Trust } from './trust.js';
-import { verifyMessage, type MessageVerdict } from './verify-message.js';
+import { signedEnvelope, verifyMessage, type MessageVerdict } from './verify-message.js';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (typeof v === 'object' && v !== null ? (v as Obj) : {});
@@ -29,6 +39,9 @@ export class MessagePage {
   private notice = '';
   private error = '';
   private personsQuery = '';
+  private envelope: Obj | undefined;
+  /** The rendered body, rebuilt only for another message or language (1,000-row tables). */
+  private bodyCache: { key: string; el: HTMLElement } | undefined;
 
   constructor(
     private readonly api: Api,
@@ -42,7 +55,10 @@ export class MessagePage {
     clear(this.el, h('p', { class: 'muted', role: 'status' }, t('message.loading')));
     try {
       this.m = await this.api.message(id);
+      if (this.bodyCache && !this.bodyCache.key.startsWith(id + '|')) this.personsQuery = '';
       this.verdict = undefined;
+      // What is shown is what was signed; the gateway's parsed copy only if the bytes are not a JWS.
+      this.envelope = signedEnvelope(this.m.jws);
       this.render();
       const [verdict, thread] = await Promise.all([
         verifyMessage(this.api, this.m, this.trust),
@@ -60,11 +76,14 @@ export class MessagePage {
   render(): void {
     const m = this.m;
     if (!m) {
-      clear(this.el, this.backButton(), h('p', { class: 'error', role: 'alert' }, tk('error', this.error)));
+      clear(
+        this.el,
+        this.backButton(),
+        h('p', { class: 'error', role: 'alert' }, tk('error', this.error)),
+      );
       return;
     }
-    // Only the envelope decoded from the signed bytes is shown; until then, the gateway's copy.
-    const env = this.verdict?.envelope ?? m.envelope;
+    const env = this.envelope ?? m.envelope;
     const deadline = deadlineOf(m) ?? envelopeDeadline(env);
     clear(
       this.el,
@@ -86,7 +105,11 @@ export class MessagePage {
           ...fact(t('message.to'), str(env['to'])),
           ...fact(
             t('message.priority'),
-            h('span', { class: `badge badge-${str(env['priority'])}` }, tk('priority', str(env['priority']))),
+            h(
+              'span',
+              { class: `badge badge-${str(env['priority'])}` },
+              tk('priority', str(env['priority'])),
+            ),
           ),
           ...fact(t('message.createdAt'), dateTime(str(env['createdAt']))),
           ...(deadline
@@ -111,7 +134,9 @@ export class MessagePage {
             ),
           ),
           ...(m.claim ? fact(t('message.claimedBy'), claimText(m)) : []),
-          ...(env['handling'] ? fact(t('message.handling'), tk('handling', str(env['handling']))) : []),
+          ...(env['handling']
+            ? fact(t('message.handling'), tk('handling', str(env['handling'])))
+            : []),
           ...fact(t('message.id'), h('span', { class: 'mono' }, m.id)),
         ),
       ),
@@ -119,17 +144,23 @@ export class MessagePage {
       this.error ? h('p', { class: 'error', role: 'alert' }, tk('error', this.error)) : null,
       this.actions(m),
       this.verificationPanel(),
-      h('section', { class: 'content', 'aria-labelledby': 'content-title' },
+      h(
+        'section',
+        { class: 'content', 'aria-labelledby': 'content-title' },
         h('h3', { id: 'content-title' }, t('message.content')),
         h('p', { class: 'muted small' }, t('message.asSent')),
-        this.body(str(env['type']), obj(env['body'])),
+        this.cachedBody(m.id, env),
       ),
       this.timeline(m),
     );
   }
 
   private backButton(): HTMLElement {
-    return h('button', { type: 'button', class: 'back', onclick: () => this.back() }, t('message.back'));
+    return h(
+      'button',
+      { type: 'button', class: 'back', onclick: () => this.back() },
+      t('message.back'),
+    );
   }
 
   // ------------------------------------------------------------ actions
@@ -138,16 +169,31 @@ export class MessagePage {
     if (this.session.role !== 'officer' || m.to !== this.session.agency) return null;
     const mine = m.claim?.subject === this.session.subject;
     const claimable = m.status === 'delivered';
-    const section = h('section', { class: 'actions', 'aria-labelledby': 'actions-title' },
-      h('h3', { id: 'actions-title' }, t('actions.title')));
+    const section = h(
+      'section',
+      { class: 'actions', 'aria-labelledby': 'actions-title' },
+      h('h3', { id: 'actions-title' }, t('actions.title')),
+    );
     if (claimable) {
       section.append(
-        h('button', { type: 'button', id: 'claim', class: 'primary', onclick: () => this.act(() => this.api.claim(m.id), 'actions.claimed') }, t('actions.claim')),
+        h(
+          'button',
+          {
+            type: 'button',
+            id: 'claim',
+            class: 'primary',
+            onclick: () => this.act(() => this.api.claim(m.id), 'actions.claimed'),
+          },
+          t('actions.claim'),
+        ),
       );
     }
     if (mine) {
-      const statusSel = h('select', { id: 'decision-status', required: true },
-        ...DECISIONS.map((d) => h('option', { value: d }, tk('decision', d))));
+      const statusSel = h(
+        'select',
+        { id: 'decision-status', required: true },
+        ...DECISIONS.map((d) => h('option', { value: d }, tk('decision', d))),
+      );
       const reason = h('textarea', { id: 'decision-reason', rows: 3, maxlength: 4000 });
       const hint = h('p', { id: 'reason-hint', class: 'small muted' }, t('actions.reasonHint'));
       reason.setAttribute('aria-describedby', 'reason-hint');
@@ -156,30 +202,58 @@ export class MessagePage {
       };
       statusSel.addEventListener('change', syncRequired);
       syncRequired();
-      const form = h('form', {
-        class: 'decide',
-        novalidate: true,
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          const status = statusSel.value;
-          const text = reason.value.trim();
-          if (NEEDS_REASON.has(status) && text === '') {
-            this.error = '';
-            this.notice = '';
-            reason.setAttribute('aria-invalid', 'true');
-            form.querySelector('.field-error')?.remove();
-            reason.after(h('p', { class: 'field-error', role: 'alert' }, t('actions.reasonRequired')));
-            reason.focus();
-            return;
-          }
-          void this.act(() => this.api.decide(m.id, status, text || undefined), 'actions.decided');
+      const form = h(
+        'form',
+        {
+          class: 'decide',
+          novalidate: true,
+          onsubmit: (e: Event) => {
+            e.preventDefault();
+            const status = statusSel.value;
+            const text = reason.value.trim();
+            if (NEEDS_REASON.has(status) && text === '') {
+              this.error = '';
+              this.notice = '';
+              reason.setAttribute('aria-invalid', 'true');
+              form.querySelector('.field-error')?.remove();
+              reason.after(
+                h('p', { class: 'field-error', role: 'alert' }, t('actions.reasonRequired')),
+              );
+              reason.focus();
+              return;
+            }
+            void this.act(
+              () => this.api.decide(m.id, status, text || undefined),
+              'actions.decided',
+            );
+          },
         },
-      },
-        h('div', { class: 'field' }, h('label', { for: 'decision-status' }, t('actions.decision')), statusSel),
-        h('div', { class: 'field' }, h('label', { for: 'decision-reason' }, t('actions.reason')), reason, hint),
-        h('div', { class: 'buttons' },
+        h(
+          'div',
+          { class: 'field' },
+          h('label', { for: 'decision-status' }, t('actions.decision')),
+          statusSel,
+        ),
+        h(
+          'div',
+          { class: 'field' },
+          h('label', { for: 'decision-reason' }, t('actions.reason')),
+          reason,
+          hint,
+        ),
+        h(
+          'div',
+          { class: 'buttons' },
           h('button', { type: 'submit', id: 'decide', class: 'primary' }, t('actions.send')),
-          h('button', { type: 'button', id: 'release', onclick: () => this.act(() => this.api.release(m.id), 'actions.released') }, t('actions.release')),
+          h(
+            'button',
+            {
+              type: 'button',
+              id: 'release',
+              onclick: () => this.act(() => this.api.release(m.id), 'actions.released'),
+            },
+            t('actions.release'),
+          ),
         ),
       );
       section.append(form);
@@ -220,16 +294,27 @@ export class MessagePage {
         'aria-live': 'polite',
       },
       h('h3', { id: 'verification-title' }, t('verify.title')),
-      h('p', { class: 'summary' },
-        all === undefined ? t('verify.running') : all ? t('verify.allGood') : t('verify.someBad')),
+      h(
+        'p',
+        { class: 'summary' },
+        all === undefined ? t('verify.running') : all ? t('verify.allGood') : t('verify.someBad'),
+      ),
       v
-        ? h('ul', { class: 'checks' },
+        ? h(
+            'ul',
+            { class: 'checks' },
             ...v.checks.map(({ name, check }) =>
-              h('li', { class: check.ok ? 'ok' : 'bad', 'data-check': name, 'data-ok': String(check.ok) },
+              h(
+                'li',
+                { class: check.ok ? 'ok' : 'bad', 'data-check': name, 'data-ok': String(check.ok) },
                 h('span', { class: 'mark', 'aria-hidden': 'true' }, check.ok ? '✓' : '✗'),
                 h('strong', {}, tk('verify.name', name)),
                 ' ',
-                h('span', { class: 'visually-hidden' }, check.ok ? t('verify.passed') : t('verify.failed')),
+                h(
+                  'span',
+                  { class: 'visually-hidden' },
+                  check.ok ? t('verify.passed') : t('verify.failed'),
+                ),
                 t(check.reason as MessageId, check.params ?? {}),
               ),
             ),
@@ -259,28 +344,64 @@ export class MessagePage {
     }
   }
 
+  private cachedBody(id: string, env: Obj): HTMLElement {
+    const key = `${id}|${locale()}|${this.envelope ? 'signed' : 'stored'}`;
+    if (this.bodyCache?.key !== key) {
+      this.bodyCache = { key, el: this.body(str(env['type']), obj(env['body'])) };
+    }
+    return this.bodyCache.el;
+  }
+
   private evidenceRequest(b: Obj): HTMLElement {
     const offence = obj(b['offence']);
-    return h('div', { class: 'body' },
-      h('dl', { class: 'facts' },
+    return h(
+      'div',
+      { class: 'body' },
+      h(
+        'dl',
+        { class: 'facts' },
         ...fact(t('body.legalBasis'), asSent(b['legalBasis'])),
         ...fact(t('body.offenceCategory'), tk('offence', str(offence['category']))),
         ...fact(t('body.offenceSummary'), asSent(offence['summary'])),
       ),
       h('h4', {}, t('body.items')),
-      h('ol', { class: 'items' },
+      h(
+        'ol',
+        { class: 'items' },
         ...arr(b['items']).map((raw) => {
           const it = obj(raw);
-          return h('li', {},
+          return h(
+            'li',
+            {},
             h('strong', {}, tk('kind', str(it['kind']))),
             it['description'] ? h('p', {}, asSent(it['description'])) : null,
-            h('table', { class: 'compact' },
+            h(
+              'table',
+              { class: 'compact' },
               h('caption', { class: 'visually-hidden' }, t('body.identifiers')),
-              h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('body.idType')), h('th', { scope: 'col' }, t('body.idValue')))),
-              h('tbody', {}, ...arr(it['identifiers']).map((x) => {
-                const id = obj(x);
-                return h('tr', {}, h('td', {}, tk('idtype', str(id['type']))), h('td', { class: 'mono' }, asSent(id['value'])));
-              })),
+              h(
+                'thead',
+                {},
+                h(
+                  'tr',
+                  {},
+                  h('th', { scope: 'col' }, t('body.idType')),
+                  h('th', { scope: 'col' }, t('body.idValue')),
+                ),
+              ),
+              h(
+                'tbody',
+                {},
+                ...arr(it['identifiers']).map((x) => {
+                  const id = obj(x);
+                  return h(
+                    'tr',
+                    {},
+                    h('td', {}, tk('idtype', str(id['type']))),
+                    h('td', { class: 'mono' }, asSent(id['value'])),
+                  );
+                }),
+              ),
             ),
           );
         }),
@@ -290,28 +411,45 @@ export class MessagePage {
   }
 
   private evidenceTransfer(b: Obj): HTMLElement {
-    return h('div', { class: 'body' },
+    return h(
+      'div',
+      { class: 'body' },
       h('h4', {}, t('body.exhibits')),
-      h('ol', { class: 'items' },
+      h(
+        'ol',
+        { class: 'items' },
         ...arr(b['items']).map((raw) => {
           const it = obj(raw);
           const size = Number(it['size']);
-          return h('li', {},
+          return h(
+            'li',
+            {},
             h('strong', { class: 'mono' }, asSent(it['exhibitNo'])),
             ' ',
             asSent(it['description']),
-            h('dl', { class: 'facts' },
+            h(
+              'dl',
+              { class: 'facts' },
               ...fact(t('body.sha256'), h('code', { class: 'hash' }, asSent(it['sha256']))),
-              ...fact(t('body.size'), Number.isFinite(size) ? `${bytes(size)} (${number(size)})` : asSent(it['size'])),
+              ...fact(
+                t('body.size'),
+                Number.isFinite(size) ? `${bytes(size)} (${number(size)})` : asSent(it['size']),
+              ),
             ),
             h('h5', {}, t('body.custody')),
-            h('ol', { class: 'custody' },
+            h(
+              'ol',
+              { class: 'custody' },
               ...arr(it['custody']).map((c) => {
                 const e = obj(c);
-                return h('li', {},
+                return h(
+                  'li',
+                  {},
                   h('time', { datetime: str(e['at']) }, dateTime(str(e['at']))),
-                  ' — ', h('strong', {}, tk('custody', str(e['action']))),
-                  ' — ', asSent(e['by']),
+                  ' — ',
+                  h('strong', {}, tk('custody', str(e['action']))),
+                  ' — ',
+                  asSent(e['by']),
                   e['location'] ? ` (${str(e['location'])})` : '',
                 );
               }),
@@ -325,27 +463,65 @@ export class MessagePage {
 
   private fundsFreeze(b: Obj): HTMLElement {
     const executeBy = str(b['executeBy']);
-    return h('div', { class: 'body' },
-      h('dl', { class: 'facts' },
-        ...fact(t('body.executeBy'), h('span', {}, dateTime(executeBy), ' — ',
-          h('strong', { class: 'countdown', 'data-deadline': executeBy, id: 'execute-by' }, countdown(executeBy)))),
+    return h(
+      'div',
+      { class: 'body' },
+      h(
+        'dl',
+        { class: 'facts' },
+        ...fact(
+          t('body.executeBy'),
+          h(
+            'span',
+            {},
+            dateTime(executeBy),
+            ' — ',
+            h(
+              'strong',
+              { class: 'countdown', 'data-deadline': executeBy, id: 'execute-by' },
+              countdown(executeBy),
+            ),
+          ),
+        ),
         ...fact(t('body.legalBasis'), asSent(b['legalBasis'])),
         ...fact(t('body.reason'), asSent(b['reason'])),
       ),
       h('h4', {}, t('body.accounts')),
-      h('table', { class: 'compact' },
+      h(
+        'table',
+        { class: 'compact' },
         h('caption', { class: 'visually-hidden' }, t('body.accounts')),
-        h('thead', {}, h('tr', {}, ...['body.institution', 'body.accountId', 'body.holder', 'body.amount'].map((k) => h('th', { scope: 'col' }, t(k as MessageId))))),
-        h('tbody', {}, ...arr(b['accounts']).map((raw) => {
-          const a = obj(raw);
-          const amount = obj(a['amount']);
-          return h('tr', {},
-            h('td', {}, asSent(a['institution'])),
-            h('td', { class: 'mono' }, asSent(a['accountId'])),
-            h('td', {}, asSent(a['holderName'])),
-            h('td', {}, amount['value'] ? `${str(amount['value'])} ${str(amount['currency'])}` : ''),
-          );
-        })),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['body.institution', 'body.accountId', 'body.holder', 'body.amount'].map((k) =>
+              h('th', { scope: 'col' }, t(k as MessageId)),
+            ),
+          ),
+        ),
+        h(
+          'tbody',
+          {},
+          ...arr(b['accounts']).map((raw) => {
+            const a = obj(raw);
+            const amount = obj(a['amount']);
+            return h(
+              'tr',
+              {},
+              h('td', {}, asSent(a['institution'])),
+              h('td', { class: 'mono' }, asSent(a['accountId'])),
+              h('td', {}, asSent(a['holderName'])),
+              h(
+                'td',
+                {},
+                amount['value'] ? `${str(amount['value'])} ${str(amount['currency'])}` : '',
+              ),
+            );
+          }),
+        ),
       ),
       rest(b, ['executeBy', 'legalBasis', 'reason', 'accounts']),
     );
@@ -358,17 +534,31 @@ export class MessagePage {
     const rows: Array<{ row: HTMLTableRowElement; hay: string }> = [];
     for (const p of persons) {
       const docs = arr(p['documents']).map(obj);
-      const row = h('tr', {},
+      const row = h(
+        'tr',
+        {},
         h('td', {}, asSent(p['surname'])),
         h('td', {}, asSent(p['givenNames'])),
         h('td', {}, dateOnly(str(p['dateOfBirth']))),
         h('td', {}, asSent(p['nationality'])),
-        h('td', { class: 'mono' }, docs.map((d) => `${tk('doctype', str(d['type']))} ${str(d['number'])}`).join('; ')),
+        h(
+          'td',
+          { class: 'mono' },
+          docs.map((d) => `${tk('doctype', str(d['type']))} ${str(d['number'])}`).join('; '),
+        ),
       );
       rows.push({
         row,
-        hay: [p['surname'], p['givenNames'], p['dateOfBirth'], p['nationality'], ...docs.map((d) => d['number'])]
-          .map(str).join(' ').toLocaleLowerCase(),
+        hay: [
+          p['surname'],
+          p['givenNames'],
+          p['dateOfBirth'],
+          p['nationality'],
+          ...docs.map((d) => d['number']),
+        ]
+          .map(str)
+          .join(' ')
+          .toLocaleLowerCase(),
       });
     }
     tbody.append(...rows.map((r) => r.row));
@@ -381,10 +571,15 @@ export class MessagePage {
         r.row.hidden = !hit;
         if (hit) shown++;
       }
-      count.textContent = t('body.personsShown', { shown: number(shown), total: number(rows.length) });
+      count.textContent = t('body.personsShown', {
+        shown: number(shown),
+        total: number(rows.length),
+      });
     };
     const search = h('input', {
-      type: 'search', id: 'persons-search', autocomplete: 'off',
+      type: 'search',
+      id: 'persons-search',
+      autocomplete: 'off',
       oninput: (e: Event) => {
         this.personsQuery = (e.target as HTMLInputElement).value;
         apply(this.personsQuery);
@@ -392,36 +587,79 @@ export class MessagePage {
     });
     search.value = this.personsQuery;
     apply(this.personsQuery);
-    return h('div', { class: 'body' },
-      h('dl', { class: 'facts' },
+    return h(
+      'div',
+      { class: 'body' },
+      h(
+        'dl',
+        { class: 'facts' },
         ...fact(t('body.place'), asSent(ho['place'])),
         ...fact(t('body.at'), dateTime(str(ho['at']))),
         ...fact(t('body.handingAgency'), asSent(ho['handingAgency'])),
         ...fact(t('body.receivingAgency'), asSent(ho['receivingAgency'])),
       ),
       h('h4', {}, t('body.persons', { n: number(persons.length) })),
-      h('div', { class: 'field' }, h('label', { for: 'persons-search' }, t('body.searchPersons')), search),
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: 'persons-search' }, t('body.searchPersons')),
+        search,
+      ),
       count,
-      h('div', { class: 'scroll' },
-        h('table', { class: 'compact persons', id: 'persons' },
-          h('caption', { class: 'visually-hidden' }, t('body.persons', { n: number(persons.length) })),
-          h('thead', {}, h('tr', {}, ...['body.surname', 'body.givenNames', 'body.dateOfBirth', 'body.nationality', 'body.documents'].map((k) => h('th', { scope: 'col' }, t(k as MessageId))))),
+      h(
+        'div',
+        { class: 'scroll' },
+        h(
+          'table',
+          { class: 'compact persons', id: 'persons' },
+          h(
+            'caption',
+            { class: 'visually-hidden' },
+            t('body.persons', { n: number(persons.length) }),
+          ),
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ...[
+                'body.surname',
+                'body.givenNames',
+                'body.dateOfBirth',
+                'body.nationality',
+                'body.documents',
+              ].map((k) => h('th', { scope: 'col' }, t(k as MessageId))),
+            ),
+          ),
           tbody,
         ),
       ),
       h('h4', {}, t('body.escorts')),
-      h('ul', {}, ...arr(b['escorts']).map((e) => h('li', {}, asSent(obj(e)['name']), ' — ', asSent(obj(e)['agency'])))),
+      h(
+        'ul',
+        {},
+        ...arr(b['escorts']).map((e) =>
+          h('li', {}, asSent(obj(e)['name']), ' — ', asSent(obj(e)['agency'])),
+        ),
+      ),
       rest(b, ['handover', 'persons', 'escorts']),
     );
   }
 
   private statusUpdate(b: Obj): HTMLElement {
     const by = obj(b['decidedBy']);
-    return h('div', { class: 'body' },
-      h('dl', { class: 'facts' },
+    return h(
+      'div',
+      { class: 'body' },
+      h(
+        'dl',
+        { class: 'facts' },
         ...fact(t('body.decision'), tk('decision', str(b['status']))),
         ...(b['reason'] ? fact(t('body.reason'), asSent(b['reason'])) : []),
-        ...(b['decidedBy'] ? fact(t('body.decidedBy'), `${str(by['name'])} (${str(by['subject']).slice(0, 19)}…)`) : []),
+        ...(b['decidedBy']
+          ? fact(t('body.decidedBy'), `${str(by['name'])} (${str(by['subject']).slice(0, 19)}…)`)
+          : []),
       ),
       rest(b, ['status', 'reason', 'decidedBy']),
     );
@@ -435,13 +673,24 @@ export class MessagePage {
       const current = s.id === m.id;
       events.push({
         at: s.acceptedAt,
-        node: h('li', { class: `msg ${s.from === this.session.agency ? 'ours' : 'theirs'}${current ? ' current' : ''}` },
-          h('time', { datetime: s.acceptedAt }, dateTime(s.acceptedAt)), ' ',
-          h('strong', {}, `${s.from} → ${s.to}`), ' · ',
+        node: h(
+          'li',
+          {
+            class: `msg ${s.from === this.session.agency ? 'ours' : 'theirs'}${current ? ' current' : ''}`,
+          },
+          h('time', { datetime: s.acceptedAt }, dateTime(s.acceptedAt)),
+          ' ',
+          h('strong', {}, `${s.from} → ${s.to}`),
+          ' · ',
           current
             ? h('span', { 'aria-current': 'true' }, tk('type', s.type))
-            : h('button', { type: 'button', class: 'link', onclick: () => this.open(s.id) }, tk('type', s.type)),
-          ' · ', tk('status', s.status),
+            : h(
+                'button',
+                { type: 'button', class: 'link', onclick: () => this.open(s.id) },
+                tk('type', s.type),
+              ),
+          ' · ',
+          tk('status', s.status),
           s.decision ? ` · ${tk('decision', s.decision)}` : '',
         ),
       });
@@ -449,15 +698,23 @@ export class MessagePage {
     for (const item of m.history) {
       events.push({
         at: item.at,
-        node: h('li', { class: 'history' },
-          h('time', { datetime: item.at }, dateTime(item.at)), ' ',
-          tk('status', item.status), ' — ',
-          item.by.name ? `${item.by.name} (${item.by.agency})` : `${item.by.agency} · ${tk('role', item.by.role)}`,
+        node: h(
+          'li',
+          { class: 'history' },
+          h('time', { datetime: item.at }, dateTime(item.at)),
+          ' ',
+          tk('status', item.status),
+          ' — ',
+          item.by.name
+            ? `${item.by.name} (${item.by.agency})`
+            : `${item.by.agency} · ${tk('role', item.by.role)}`,
         ),
       });
     }
     events.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
-    return h('section', { class: 'thread', 'aria-labelledby': 'thread-title' },
+    return h(
+      'section',
+      { class: 'thread', 'aria-labelledby': 'thread-title' },
       h('h3', { id: 'thread-title' }, t('thread.title')),
       h('ol', { class: 'timeline' }, ...events.map((e) => e.node)),
     );
@@ -487,15 +744,31 @@ function fact(label: string, value: Node | string): HTMLElement[] {
 
 /** A value from the message, untouched, in the language it was written in. */
 function asSent(v: unknown): HTMLElement {
-  return h('span', { class: 'as-sent', translate: 'no' }, typeof v === 'string' || typeof v === 'number' ? String(v) : v === undefined ? '' : JSON.stringify(v));
+  return h(
+    'span',
+    { class: 'as-sent', translate: 'no' },
+    typeof v === 'string' || typeof v === 'number'
+      ? String(v)
+      : v === undefined
+        ? ''
+        : JSON.stringify(v),
+  );
 }
 
 /** Members this view does not lay out, shown as sent so nothing is hidden. */
 function rest(b: Obj, shown: string[]): HTMLElement {
   const other = Object.keys(b).filter((k) => !shown.includes(k));
   if (other.length === 0) return h('div', {});
-  return h('details', { class: 'rest' },
+  return h(
+    'details',
+    { class: 'rest' },
     h('summary', {}, t('body.otherFields', { n: number(other.length) })),
-    h('dl', { class: 'facts' }, ...other.flatMap((k) => fact(k, h('pre', { class: 'as-sent', translate: 'no' }, JSON.stringify(b[k], null, 2))))),
+    h(
+      'dl',
+      { class: 'facts' },
+      ...other.flatMap((k) =>
+        fact(k, h('pre', { class: 'as-sent', translate: 'no' }, JSON.stringify(b[k], null, 2))),
+      ),
+    ),
   );
 }

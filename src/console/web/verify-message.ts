@@ -39,6 +39,12 @@ function parseJson(bytes: Uint8Array): Record<string, unknown> | undefined {
   }
 }
 
+/** The envelope inside the signed bytes (protocol §2.1), whatever the checks say. */
+export function signedEnvelope(jws: string): Record<string, unknown> | undefined {
+  const d = decodeJws(jws);
+  return d ? parseJson(d.payload) : undefined;
+}
+
 export async function verifyMessage(
   api: Api,
   m: MessageView,
@@ -123,7 +129,8 @@ async function inclusion(api: Api, m: MessageView, digest: string, trust: Trust)
   } catch {
     return { ok: false, reason: 'verify.inclusion.unavailable' };
   }
-  if (!proof.checkpoint || !proof.leaf) return { ok: false, reason: 'verify.inclusion.unavailable' };
+  if (!proof.checkpoint || !proof.leaf)
+    return { ok: false, reason: 'verify.inclusion.unavailable' };
   const opened = await openCheckpoint(proof.checkpoint, trust.logKey);
   if (!opened.checkpoint) return opened.check;
   const cp = opened.checkpoint;

@@ -423,9 +423,7 @@ export async function openCheckpoint(
   if (root.length !== 32) return { check: fail('verify.checkpoint.malformed') };
   if (origin !== key.name) return { check: fail('verify.checkpoint.origin') };
   const prefix = `\u2014 ${key.name} `;
-  const pub = await subtle().importKey('raw', buf(key.raw), { name: 'Ed25519' }, false, [
-    'verify',
-  ]);
+  const pub = await subtle().importKey('raw', buf(key.raw), { name: 'Ed25519' }, false, ['verify']);
   for (const line of note.slice(split + 2).split('\n')) {
     if (!line.startsWith(prefix)) continue;
     let sig: Uint8Array;
