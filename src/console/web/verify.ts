@@ -19,6 +19,8 @@ import {
   toHex,
 } from './der.js';
 
+export { parseCertificate, fromBase64, fromBase64Url, toHex } from './der.js';
+
 export interface Check {
   ok: boolean;
   /** A catalog id (verify.*) saying why, in plain words. */
