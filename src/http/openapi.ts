@@ -480,6 +480,12 @@ function apiSchemas(): Record<string, Json> {
           description:
             'The signed checkpoint of tree size `size` (C2SP tlog-checkpoint), when one exists.',
         },
+        leaf: {
+          type: 'string',
+          contentEncoding: 'base64',
+          description:
+            "For a message's proof: the exact bytes of its `message.accepted` entry, so the client hashes the leaf itself.",
+        },
       },
     },
     ConsistencyProof: {

@@ -43,11 +43,25 @@ export interface Summary {
 
 export interface HistoryItem {
   status: string;
+  /** What happened (accepted, queued, delivered, claimed, released, lapsed, decided). */
+  event?: string;
+  decision?: string | null;
   at: string;
   by: { agency: string; role: string; subject: string; name?: string };
 }
 
-export interface MessageView extends Summary {
+/** `GET /v1/messages/{id}`: the review fields, with routing read from the envelope. */
+export interface MessageView {
+  id: string;
+  digest: string;
+  logIndex: number;
+  status: string;
+  decision: string | null;
+  claim?: Claim | null;
+  deadline?: string | null;
+  overdue?: boolean;
+  dueSoon?: boolean;
+  acceptedAt: string;
   envelope: Record<string, unknown>;
   jws: string;
   receipt: string;

@@ -11,7 +11,7 @@ const PRIORITY_RANK: Record<string, number> = { emergency: 0, urgent: 1, routine
 const TYPES = MESSAGE_TYPES;
 
 /** 'open' is the default view: everything not yet finally decided. */
-const STATUSES = ['open', 'delivered', 'claimed', 'decided'];
+const STATUSES = ['open', 'delivered', 'claimed', 'decided', 'all'];
 
 export interface InboxState {
   type: string;
@@ -19,15 +19,18 @@ export interface InboxState {
   status: string;
 }
 
-export function deadlineOf(m: Summary): string | null {
+export function deadlineOf(m: {
+  deadline?: string | null;
+  respondBy?: string | null;
+}): string | null | undefined {
   return m.deadline !== undefined ? m.deadline : m.respondBy;
 }
 
 function byUrgency(a: Summary, b: Summary): number {
   const p = (PRIORITY_RANK[a.priority] ?? 3) - (PRIORITY_RANK[b.priority] ?? 3);
   if (p !== 0) return p;
-  const da = deadlineOf(a);
-  const db = deadlineOf(b);
+  const da = deadlineOf(a) ?? null;
+  const db = deadlineOf(b) ?? null;
   if (da !== db) {
     if (da === null) return 1;
     if (db === null) return -1;
@@ -57,7 +60,7 @@ export class Inbox {
       const page = await this.api.inbox({
         type,
         priority,
-        ...(status === 'open' ? {} : { status }),
+        status,
       });
       this.items = page.items
         .filter((m) => status !== 'open' || m.status !== 'decided')

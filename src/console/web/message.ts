@@ -39,6 +39,8 @@ export class MessagePage {
   private notice = '';
   private error = '';
   private personsQuery = '';
+  /** The decision being written survives re-renders (an event, a language switch). */
+  private draft = { id: '', status: DECISIONS[0]!, reason: '', missingReason: false };
   private envelope: Obj | undefined;
   /** The rendered body, rebuilt only for another message or language (1,000-row tables). */
   private bodyCache: { key: string; el: HTMLElement } | undefined;
@@ -52,7 +54,13 @@ export class MessagePage {
   ) {}
 
   async load(id: string, focus = true): Promise<void> {
-    clear(this.el, h('p', { class: 'muted', role: 'status' }, t('message.loading')));
+    // A background reload (an event about this message) keeps the page as it is until done.
+    if (focus || this.m?.id !== id) {
+      clear(this.el, h('p', { class: 'muted', role: 'status' }, t('message.loading')));
+    }
+    if (this.draft.id !== id) {
+      this.draft = { id, status: DECISIONS[0]!, reason: '', missingReason: false };
+    }
     try {
       this.m = await this.api.message(id);
       if (this.bodyCache && !this.bodyCache.key.startsWith(id + '|')) this.personsQuery = '';
@@ -74,6 +82,13 @@ export class MessagePage {
   }
 
   render(): void {
+    const active = document.activeElement;
+    const focusedId = active && this.el.contains(active) ? active.id : '';
+    this.build();
+    if (focusedId) this.el.querySelector<HTMLElement>(`#${CSS.escape(focusedId)}`)?.focus();
+  }
+
+  private build(): void {
     const m = this.m;
     if (!m) {
       clear(
@@ -166,7 +181,8 @@ export class MessagePage {
   // ------------------------------------------------------------ actions
 
   private actions(m: MessageView): HTMLElement | null {
-    if (this.session.role !== 'officer' || m.to !== this.session.agency) return null;
+    const to = (this.envelope ?? m.envelope)['to'];
+    if (this.session.role !== 'officer' || to !== this.session.agency) return null;
     const mine = m.claim?.subject === this.session.subject;
     const claimable = m.status === 'delivered';
     const section = h(
@@ -194,10 +210,17 @@ export class MessagePage {
         { id: 'decision-status', required: true },
         ...DECISIONS.map((d) => h('option', { value: d }, tk('decision', d))),
       );
+      statusSel.value = this.draft.status;
       const reason = h('textarea', { id: 'decision-reason', rows: 3, maxlength: 4000 });
+      reason.value = this.draft.reason;
+      if (this.draft.missingReason) reason.setAttribute('aria-invalid', 'true');
+      reason.addEventListener('input', () => {
+        this.draft.reason = reason.value;
+      });
       const hint = h('p', { id: 'reason-hint', class: 'small muted' }, t('actions.reasonHint'));
       reason.setAttribute('aria-describedby', 'reason-hint');
       const syncRequired = () => {
+        this.draft.status = statusSel.value;
         reason.required = NEEDS_REASON.has(statusSel.value);
       };
       statusSel.addEventListener('change', syncRequired);
@@ -214,14 +237,12 @@ export class MessagePage {
             if (NEEDS_REASON.has(status) && text === '') {
               this.error = '';
               this.notice = '';
-              reason.setAttribute('aria-invalid', 'true');
-              form.querySelector('.field-error')?.remove();
-              reason.after(
-                h('p', { class: 'field-error', role: 'alert' }, t('actions.reasonRequired')),
-              );
-              reason.focus();
+              this.draft.missingReason = true;
+              this.render();
+              this.el.querySelector<HTMLElement>('#decision-reason')?.focus();
               return;
             }
+            this.draft.missingReason = false;
             void this.act(
               () => this.api.decide(m.id, status, text || undefined),
               'actions.decided',
@@ -239,6 +260,9 @@ export class MessagePage {
           { class: 'field' },
           h('label', { for: 'decision-reason' }, t('actions.reason')),
           reason,
+          this.draft.missingReason
+            ? h('p', { class: 'field-error', role: 'alert' }, t('actions.reasonRequired'))
+            : null,
           hint,
         ),
         h(
@@ -271,6 +295,8 @@ export class MessagePage {
     try {
       await call();
       this.notice = t(done);
+      if (done === 'actions.decided')
+        this.draft = { ...this.draft, reason: '', missingReason: false };
     } catch (e) {
       this.notice = '';
       this.error = e instanceof ApiError ? e.code : 'INTERNAL';
@@ -703,7 +729,8 @@ export class MessagePage {
           { class: 'history' },
           h('time', { datetime: item.at }, dateTime(item.at)),
           ' ',
-          tk('status', item.status),
+          tk('status', item.event ?? item.status),
+          item.event === 'decided' && item.decision ? ` · ${tk('decision', item.decision)}` : '',
           ' — ',
           item.by.name
             ? `${item.by.name} (${item.by.agency})`

@@ -12,6 +12,7 @@ export const MESSAGE_TYPES = [
 export const PRIORITIES = ['emergency', 'urgent', 'routine'];
 export const LIFECYCLE = [
   'open',
+  'all',
   'accepted',
   'queued',
   'delivered',
