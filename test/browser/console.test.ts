@@ -284,6 +284,58 @@ describe('console in a real browser (protocol §10)', function () {
     }
   });
 
+  it('auditor: checks each new checkpoint against the last one seen, and shows a fork red', async function () {
+    const auditor = await identity(B, 'auditor');
+    const ctx = await personContext(browser, t.gw.url, auditor, { locale: 'en' });
+    const page = await ctx.newPage();
+    try {
+      await page.goto(`${t.gw.url}/console`);
+      const consistency = page.locator('#audit-verification li[data-check="consistency"]');
+      await consistency.waitFor();
+      expect(await consistency.getAttribute('data-ok')).to.equal('true');
+      expect(await page.locator('#audit-verification').getAttribute('data-verdict')).to.equal('ok');
+      const seen = await page.evaluate(() =>
+        (globalThis as unknown as PageGlobals).localStorage.getItem('casebridge.checkpoint'),
+      );
+      const before = (JSON.parse(seen!) as { size: number }).size;
+
+      // The log grows; the next check proves the new checkpoint extends the one remembered.
+      await accepted(sampleEnvelope('evidence.request'));
+      await eventually(
+        () => (t.gw.store.latestCheckpoint()?.size ?? 0) > before,
+        5_000,
+        'checkpoint',
+      );
+      await page.locator('#audit-refresh').click();
+      await page.waitForFunction(
+        (size) =>
+          JSON.parse(
+            (globalThis as unknown as PageGlobals).localStorage.getItem('casebridge.checkpoint') ??
+              '{}',
+          ).size > size,
+        before,
+      );
+      expect(await consistency.getAttribute('data-ok')).to.equal('true');
+
+      // A browser that remembers another root at that size has seen a fork.
+      await page.evaluate(() => {
+        const store = (globalThis as unknown as PageGlobals).localStorage;
+        const s = JSON.parse(store.getItem('casebridge.checkpoint')!) as {
+          size: number;
+          root: string;
+        };
+        const forged = { ...s, size: s.size - 1, root: btoa('x'.repeat(32)) };
+        store.setItem('casebridge.checkpoint', JSON.stringify(forged));
+      });
+      await page.locator('#audit-refresh').click();
+      await page.locator('#audit-verification[data-verdict="bad"]').waitFor();
+      expect(await consistency.getAttribute('data-ok')).to.equal('false');
+      await screenshot(page, 'audit-fork');
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('has no serious or critical accessibility violations (axe-core)', async function () {
     const id = await accepted(sampleEnvelope('evidence.request'));
     await delivered(id);

@@ -18,6 +18,7 @@ export interface PageGlobals {
     querySelectorAll(s: string): { length: number };
   };
   history: { length: number };
+  localStorage: { getItem(k: string): string | null; setItem(k: string, v: string): void };
   axe: { run(o: object): Promise<unknown> };
 }
 

@@ -192,6 +192,10 @@ class ConsoleApp {
 
   private show(v: View): void {
     this.view = v;
+    if (v.kind === 'message' && this.pendingAlert?.id === v.id) {
+      this.pendingAlert = undefined;
+      this.renderAlert();
+    }
     this.renderHeader();
     this.mount();
     if (v.kind === 'message') void this.message?.load(v.id);
