@@ -8,7 +8,7 @@
  */
 import {
   attr,
-  Certificate,
+  type Certificate,
   DerError,
   ecdsaDerToRaw,
   equalBytes,
