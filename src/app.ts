@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { vkeyFor } from './audit/checkpoint.js';
 import type { AuditActor } from './audit/types.js';
@@ -25,6 +26,7 @@ import { createHttpApp, createHttpsServer } from './http/app.js';
 import type { HttpContext } from './http/context.js';
 import { createAdminServer, type Readiness } from './ops/admin.js';
 import { createLogger, type Logger } from './ops/logger.js';
+import { ClockWatch } from './ops/clock.js';
 import { Metrics } from './ops/metrics.js';
 import { parsePemChain } from './pki/pem.js';
 import { TrustStore } from './pki/trust-store.js';
@@ -33,7 +35,7 @@ import { EventHub } from './review/events.js';
 import type { DecideDeps } from './review/index.js';
 import { ReviewSweeper } from './review/sweeper.js';
 import { createSchemaSet, parseStrictJson } from './schema/index.js';
-import { SqliteStore } from './store/index.js';
+import { FAILURE_DETAIL, SqliteStore } from './store/index.js';
 import type { SubmissionDeps } from './submission/submit.js';
 import { createTransport, type Transport } from './transport/index.js';
 
@@ -151,11 +153,27 @@ function loadTrust(config: Config, registry: Registry): TrustStore {
   }
 }
 
-function listen(server: Server | HttpsServer, port: number, host: string): Promise<AddressInfo> {
+/** Codes of a listen that the operator's configuration must fix. */
+const LISTEN_CONFIG_ERRORS = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL']);
+
+function listen(
+  server: Server | HttpsServer,
+  port: number,
+  host: string,
+  variable: string,
+): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (e: unknown) => {
+      const code = (e as { code?: unknown }).code;
+      reject(
+        typeof code === 'string' && LISTEN_CONFIG_ERRORS.has(code)
+          ? new ConfigError(variable, `cannot listen on ${host}:${port} (${code})`, { cause: e })
+          : e,
+      );
+    };
+    server.once('error', fail);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve(server.address() as AddressInfo);
     });
   });
@@ -243,6 +261,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     intervalMs: config.checkpointIntervalMs,
     now,
     onSigned: (cp) => metrics.checkpointSize.set(cp.size),
+    logger,
   });
 
   const submission: SubmissionDeps = {
@@ -283,101 +302,204 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     schemas: schemas.documents(),
   };
 
-  // Administrative events: what the gateway runs with is itself on the record.
-  const digest = (text: string) => 'sha256:' + createHash('sha256').update(text).digest('hex');
-  await store.append({
-    event: 'registry.loaded',
-    actor: gatewayActor,
-    digest: digest(registryText),
-    detail: { agencies: registry.agencies.length },
-  });
-  if (config.crl !== undefined) {
-    await store.append({
-      event: 'pki.crl-loaded',
-      actor: gatewayActor,
-      digest: digest(readFileSync(config.crl, 'utf8')),
-    });
-  }
-
+  // What is open so far, closed in reverse if the start fails half-way (protocol §8: one line, nothing left running).
+  const undo: Array<() => Promise<void> | void> = [() => store.close()];
+  const unwind = async () => {
+    for (const step of undo.reverse()) await Promise.resolve(step()).catch(() => {});
+  };
   try {
+    // Administrative events: what the gateway runs with is itself on the record.
+    const digest = (text: string) => 'sha256:' + createHash('sha256').update(text).digest('hex');
+    await store.append({
+      event: 'registry.loaded',
+      actor: gatewayActor,
+      digest: digest(registryText),
+      detail: { agencies: registry.agencies.length },
+    });
+    if (config.crl !== undefined) {
+      await store.append({
+        event: 'pki.crl-loaded',
+        actor: gatewayActor,
+        digest: digest(readFileSync(config.crl, 'utf8')),
+      });
+    }
+
+    // A broker that refuses our topology stops the start (transport.start leaves nothing open).
     await transport.start();
+    undo.push(() => transport.stop());
+    checkpointer.start();
+    undo.push(() => checkpointer.stop());
+    sweeper.start();
+    undo.push(() => sweeper.stop());
+    const clock = watchClock(store, metrics, logger, gatewayActor);
+    undo.push(() => clock.stop());
+
+    const app = createHttpApp(ctx);
+    const https = createHttpsServer(app, {
+      key: gateway.key.export({ type: 'pkcs8', format: 'pem' }) as string,
+      cert: gateway.certPem,
+      ca: trust.anchorsPem(),
+    });
+    const readiness = (): Readiness => {
+      const t = transport.status();
+      const failure = store.writeFailure();
+      const checks: Readiness['checks'] = {
+        store:
+          failure === undefined ? { ok: true } : { ok: false, detail: FAILURE_DETAIL[failure] },
+        broker: { ok: t.connected, detail: `${t.mode}${t.blocked ? ', blocked' : ''}` },
+        checkpoint: { ok: store.latestCheckpoint() !== undefined },
+      };
+      return { ready: Object.values(checks).every((c) => c.ok), checks };
+    };
+    const refresh = () => {
+      const t = transport.status();
+      metrics.outboxLag.set(store.outboxLag());
+      metrics.outboxOldestAge.set(store.outboxOldestAgeS());
+      metrics.inFlight.set(t.inFlight);
+      metrics.brokerConnected.set(t.connected ? 1 : 0);
+      metrics.brokerBlocked.set(t.blocked ? 1 : 0);
+      metrics.auditSize.set(store.treeSize());
+      metrics.checkpointStale.set(checkpointer.staleSeconds());
+      metrics.storeWritable.set(store.writeFailure() === undefined ? 1 : 0);
+      const free = store.freeBytes();
+      if (free !== undefined) metrics.dataDirFree.set(free);
+      metrics.eventStreams.set(events.size);
+      metrics.overdue.reset();
+      metrics.dueSoon.reset();
+      for (const c of store.deadlineCounts(now())) {
+        const labels = { agency: c.agency, priority: c.priority };
+        metrics.overdue.set(labels, c.overdue);
+        metrics.dueSoon.set(labels, c.dueSoon);
+      }
+    };
+    const admin = createAdminServer(metrics, readiness, refresh);
+
+    const apiAddr = await listen(https, config.port, config.host, 'CASEBRIDGE_PORT');
+    undo.push(() => close(https, 0));
+    const adminAddr = await listen(admin, config.adminPort, '127.0.0.1', 'CASEBRIDGE_ADMIN_PORT');
+    logger.info('casebridge started', {
+      gateway: gateway.id,
+      url: `https://${config.host}:${apiAddr.port}`,
+      admin: adminAddr.port,
+      mode: config.amqpUrl ? 'amqp' : 'embedded',
+      agencies: registry.agencies.length,
+    });
+
+    return {
+      config,
+      store,
+      transport,
+      checkpointer,
+      sweeper,
+      metrics,
+      https,
+      admin,
+      url: `https://${config.host}:${apiAddr.port}`,
+      adminUrl: `http://127.0.0.1:${adminAddr.port}`,
+      async reloadCrl() {
+        if (config.crl === undefined) return;
+        const text = readFileSync(config.crl, 'utf8');
+        const summary = trust.reloadCrls(text);
+        await store.append({ event: 'pki.crl-loaded', actor: gatewayActor, digest: digest(text) });
+        logger.info('CRLs reloaded', { ...summary });
+      },
+      close: () => {
+        clock.stop();
+        events.closeAll();
+        return shutDown(
+          { https, admin, checkpointer, sweeper, transport, store, logger },
+          config.shutdownS * 1000,
+        );
+      },
+    };
   } catch (e) {
-    // A broker that refuses our topology stops the start; nothing is left open.
-    store.close();
+    await unwind();
     throw e;
   }
-  checkpointer.start();
-  sweeper.start();
+}
 
-  const app = createHttpApp(ctx);
-  const https = createHttpsServer(app, {
-    key: gateway.key.export({ type: 'pkcs8', format: 'pem' }) as string,
-    cert: gateway.certPem,
-    ca: trust.anchorsPem(),
-  });
-  const readiness = (): Readiness => {
-    const t = transport.status();
-    const checks: Readiness['checks'] = {
-      store: { ok: true },
-      broker: { ok: t.connected, detail: `${t.mode}${t.blocked ? ', blocked' : ''}` },
-      checkpoint: { ok: store.latestCheckpoint() !== undefined },
-    };
-    return { ready: Object.values(checks).every((c) => c.ok), checks };
-  };
-  const refresh = () => {
-    const t = transport.status();
-    metrics.outboxLag.set(store.outboxLag());
-    metrics.inFlight.set(t.inFlight);
-    metrics.brokerConnected.set(t.connected ? 1 : 0);
-    metrics.auditSize.set(store.treeSize());
-    metrics.eventStreams.set(events.size);
-    metrics.overdue.reset();
-    metrics.dueSoon.reset();
-    for (const c of store.deadlineCounts(now())) {
-      const labels = { agency: c.agency, priority: c.priority };
-      metrics.overdue.set(labels, c.overdue);
-      metrics.dueSoon.set(labels, c.dueSoon);
-    }
-  };
-  const admin = createAdminServer(metrics, readiness, refresh);
-
-  const apiAddr = await listen(https, config.port, config.host);
-  const adminAddr = await listen(admin, config.adminPort, '127.0.0.1');
-  logger.info('casebridge started', {
-    gateway: gateway.id,
-    url: `https://${config.host}:${apiAddr.port}`,
-    admin: adminAddr.port,
-    mode: config.amqpUrl ? 'amqp' : 'embedded',
-    agencies: registry.agencies.length,
-  });
-
-  return {
-    config,
-    store,
-    transport,
-    checkpointer,
-    sweeper,
-    metrics,
-    https,
-    admin,
-    url: `https://${config.host}:${apiAddr.port}`,
-    adminUrl: `http://127.0.0.1:${adminAddr.port}`,
-    async reloadCrl() {
-      if (config.crl === undefined) return;
-      const text = readFileSync(config.crl, 'utf8');
-      const summary = trust.reloadCrls(text);
-      await store.append({ event: 'pki.crl-loaded', actor: gatewayActor, digest: digest(text) });
-      logger.info('CRLs reloaded', { ...summary });
+/**
+ * Records each step of the wall clock: a metric, a log line and a content-free
+ * `clock.stepped` audit entry with the step's size. Scheduling never uses the wall
+ * clock, and entry timestamps never go back (the store clamps them).
+ */
+function watchClock(
+  store: SqliteStore,
+  metrics: Metrics,
+  logger: Logger,
+  actor: AuditActor,
+): ClockWatch {
+  const watch = new ClockWatch({
+    onStep(stepMs) {
+      const direction = stepMs < 0 ? 'backward' : 'forward';
+      metrics.clockSteps.inc({ direction });
+      logger.warn('wall clock stepped', { stepMs, direction });
+      store
+        .append({ event: 'clock.stepped', actor, detail: { stepMs, direction } })
+        .catch((e: unknown) =>
+          logger.error('clock step not recorded in the audit log', {
+            error: e instanceof Error ? e.name : typeof e,
+            code: (e as { code?: unknown } | null)?.code,
+          }),
+        );
     },
-    async close() {
-      events.closeAll();
-      await close(https);
-      await sweeper.stop();
-      await close(admin);
-      checkpointer.stop();
-      await transport.stop();
-      checkpointer.signNow();
-      store.close();
-    },
-  };
+  });
+  watch.start();
+  return watch;
+}
+
+/** What is left for the store's last commit when the transport had to be cut. */
+const STORE_CLOSE_RESERVE_MS = 500;
+
+/**
+ * Orderly shutdown within `budgetMs` (CASEBRIDGE_SHUTDOWN_S), whatever the broker
+ * does: stop HTTP, stop the transport, and when a blocked broker holds it past the
+ * budget, cut its connections. What was not yet published stays in the outbox.
+ */
+async function shutDown(
+  parts: {
+    https: HttpsServer;
+    admin: Server;
+    checkpointer: Checkpointer;
+    sweeper: ReviewSweeper;
+    transport: Transport;
+    store: SqliteStore;
+    logger: Logger;
+  },
+  budgetMs: number,
+): Promise<void> {
+  const { https, admin, checkpointer, sweeper, transport, store, logger } = parts;
+  const deadline = performance.now() + budgetMs;
+  const left = () => Math.max(0, deadline - performance.now());
+  const grace = Math.min(5000, budgetMs / 3);
+  await Promise.all([close(https, grace), close(admin, grace)]);
+  await within(sweeper.stop(), left() / 2);
+  checkpointer.stop();
+  const stopped = await within(transport.stop(), left() - STORE_CLOSE_RESERVE_MS);
+  if (!stopped) {
+    logger.warn('transport did not stop in time; broker connections cut', {
+      budgetMs,
+      inFlight: transport.status().inFlight,
+    });
+    transport.abort();
+  }
+  checkpointer.tick();
+  store.close();
+}
+
+/** Resolves true when `p` settles within `ms`, false when the time ran out first. */
+function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), Math.max(0, ms));
+    p.then(
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+    );
+  });
 }

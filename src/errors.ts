@@ -54,16 +54,19 @@ export interface ValidationIssue {
 export class CasebridgeError extends Error {
   readonly code: ErrorCode;
   readonly errors: ValidationIssue[] | undefined;
+  /** Seconds for the `Retry-After` header of a 503 or 429 (protocol §4). */
+  readonly retryAfterS: number | undefined;
 
   constructor(
     code: ErrorCode,
     detail: string,
-    options?: { cause?: unknown; errors?: ValidationIssue[] },
+    options?: { cause?: unknown; errors?: ValidationIssue[]; retryAfterS?: number },
   ) {
     super(detail, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'CasebridgeError';
     this.code = code;
     this.errors = options?.errors;
+    this.retryAfterS = options?.retryAfterS;
   }
 
   get status(): number {

@@ -26,6 +26,7 @@ const EVENTS: Record<AuditEvent, true> = {
   'pki.crl-loaded': true,
   'registry.loaded': true,
   'gateway.started': true,
+  'clock.stepped': true,
 };
 
 export function isAuditEvent(s: unknown): s is AuditEvent {

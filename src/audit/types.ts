@@ -12,7 +12,8 @@ export type AuditEvent =
   | 'message.dead-lettered'
   | 'pki.crl-loaded'
   | 'registry.loaded'
-  | 'gateway.started';
+  | 'gateway.started'
+  | 'clock.stepped';
 
 export interface AuditActor {
   agency: string;

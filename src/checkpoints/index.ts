@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { signCheckpoint } from '../audit/checkpoint.js';
 import { rootHash } from '../audit/merkle.js';
 import type { AuditStore, Checkpoint } from '../store/types.js';
@@ -12,20 +13,31 @@ export interface CheckpointerOptions {
   intervalMs: number;
   now: () => Date;
   onSigned?: (cp: Checkpoint) => void;
+  logger?: CheckpointLogger;
+}
+
+export interface CheckpointLogger {
+  info(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
 }
 
 /**
  * Signs a checkpoint whenever the log has grown since the last one, at least
- * once per interval (protocol §6.3). Every checkpoint is kept.
+ * once per interval (protocol §6.3). Every checkpoint is kept. A failure on the
+ * timer (a full disk) is logged once and tried again on the next tick; it never
+ * escapes as an uncaught exception.
  */
 export class Checkpointer {
   private timer: NodeJS.Timeout | undefined;
+  /** Monotonic ms when the latest checkpoint last covered the whole log. */
+  private coveredAt = performance.now();
+  private failing = false;
 
   constructor(private readonly opts: CheckpointerOptions) {}
 
   start(): void {
-    this.signNow();
-    this.timer = setInterval(() => this.signNow(), this.opts.intervalMs);
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
     this.timer.unref();
   }
 
@@ -34,12 +46,42 @@ export class Checkpointer {
     this.timer = undefined;
   }
 
+  /** One timer run: signNow, with its failure logged and kept for the next tick. */
+  tick(): void {
+    try {
+      this.signNow();
+      if (this.failing) this.opts.logger?.info('checkpoint signing works again');
+      this.failing = false;
+    } catch (e) {
+      if (!this.failing) {
+        this.opts.logger?.error('checkpoint signing failed; retrying on every tick', {
+          error: e instanceof Error ? e.name : typeof e,
+          code: (e as { code?: unknown } | null)?.code,
+        });
+      }
+      this.failing = true;
+    }
+  }
+
+  /**
+   * Seconds since the latest checkpoint stopped covering the log, while the log
+   * has grown past it; 0 when it covers the whole log.
+   */
+  staleSeconds(): number {
+    const latest = this.opts.store.latestCheckpoint()?.size ?? 0;
+    if (this.opts.store.treeSize() <= latest) return 0;
+    return (performance.now() - this.coveredAt) / 1000;
+  }
+
   /** Signs the current tree if it is larger than the latest checkpoint. */
   signNow(): Checkpoint | undefined {
     const { store } = this.opts;
     const size = store.treeSize();
     const latest = store.latestCheckpoint();
-    if (size === 0 || (latest && latest.size >= size)) return latest;
+    if (size === 0 || (latest && latest.size >= size)) {
+      this.coveredAt = performance.now();
+      return latest;
+    }
     const root = rootHash(size, store.nodes());
     const text = signCheckpoint(
       { origin: this.opts.origin, size, root },
@@ -48,6 +90,7 @@ export class Checkpointer {
     );
     const cp: Checkpoint = { size, root, text, signedAt: this.opts.now().toISOString() };
     store.addCheckpoint(cp);
+    this.coveredAt = performance.now();
     this.opts.onSigned?.(cp);
     return cp;
   }

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../errors.js';
+import { StoreUnavailableError } from '../store/index.js';
 import { TopologyError } from '../transport/index.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { CliError, EXIT } from './exit.js';
@@ -45,6 +46,14 @@ function exitCodeFor(e: unknown): number {
   if (e instanceof TopologyError) {
     // The broker holds a different topology than protocol §5.2: an operator must decide.
     process.stderr.write(`casebridge: broker topology: ${e.message}\n`);
+    return EXIT.USAGE;
+  }
+  if (e instanceof StoreUnavailableError) {
+    // Like a configuration error, an operator must act first (free space, fix the disk).
+    const what = e.reason === 'disk-full' ? 'disk full' : 'disk write error';
+    process.stderr.write(
+      `casebridge: CASEBRIDGE_DATA_DIR: ${what} (${e.causeCode}); cannot start\n`,
+    );
     return EXIT.USAGE;
   }
   process.stderr.write(`casebridge: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -30,6 +30,8 @@ export interface Config {
   claimTtlS: number;
   /** Seconds between `: ping` comments on `GET /v1/events`. */
   eventsHeartbeatS: number;
+  /** Longest a shutdown (SIGTERM) may take, whatever the broker does. */
+  shutdownS: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -123,5 +125,6 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     externalInboxes: agencyList(env, 'CASEBRIDGE_EXTERNAL_INBOXES'),
     claimTtlS: int(env, 'CASEBRIDGE_CLAIM_TTL_S', 1800, 1, 7 * 86400),
     eventsHeartbeatS: int(env, 'CASEBRIDGE_EVENTS_HEARTBEAT_S', 15, 1, 300),
+    shutdownS: int(env, 'CASEBRIDGE_SHUTDOWN_S', 10, 1, 600),
   };
 }

@@ -119,7 +119,8 @@ export function batchRoutes(ctx: HttpContext): Router {
       return { line: n, status: outcome.status, body: outcome.body };
     }
     let problem = toProblem(outcome.error, req, ctx.logger);
-    if (problem.code !== 'INTERNAL') {
+    // A full disk (UNAVAILABLE) says nothing about the line: not a refusal.
+    if (problem.code !== 'INTERNAL' && problem.code !== 'UNAVAILABLE') {
       try {
         await recordRefused(ctx, client, problem.code, safeDigest(line));
       } catch (e) {

@@ -62,8 +62,14 @@ export function problemOf(code: ErrorCode, detail: string, errors?: ValidationIs
   };
 }
 
+/** Said when the error names no better delay; protocol §4 wants one on every 503 and 429. */
+const DEFAULT_RETRY_AFTER_S = 5;
+
 export function sendProblem(res: Response, p: Problem): void {
   res.locals['code'] = p.code;
+  if ((p.status === 503 || p.status === 429) && !res.hasHeader('retry-after')) {
+    res.setHeader('retry-after', String(DEFAULT_RETRY_AFTER_S));
+  }
   res.status(p.status).type('application/problem+json').send(JSON.stringify(p));
 }
 
@@ -73,6 +79,9 @@ export function errorHandler(logger: Logger) {
     if (res.headersSent) {
       next(err);
       return;
+    }
+    if (err instanceof CasebridgeError && err.retryAfterS !== undefined) {
+      res.setHeader('retry-after', String(Math.ceil(err.retryAfterS)));
     }
     sendProblem(res, toProblem(err, req, logger));
   };

@@ -96,6 +96,38 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly outboxOldestAge = new Gauge({
+    name: 'casebridge_outbox_oldest_age_seconds',
+    help: 'Age of the oldest message not yet confirmed by the broker (0 when the outbox is empty)',
+    registers: [this.registry],
+  });
+  readonly brokerBlocked = new Gauge({
+    name: 'casebridge_broker_blocked',
+    help: '1 while the broker blocks the publishing connection (memory or disk alarm)',
+    registers: [this.registry],
+  });
+  readonly dataDirFree = new Gauge({
+    name: 'casebridge_data_dir_free_bytes',
+    help: 'Bytes free for the gateway on the file system of its data directory',
+    registers: [this.registry],
+  });
+  readonly storeWritable = new Gauge({
+    name: 'casebridge_store_writable',
+    help: '0 while store writes fail (disk full or disk error), else 1',
+    registers: [this.registry],
+  });
+  readonly checkpointStale = new Gauge({
+    name: 'casebridge_audit_checkpoint_stale_seconds',
+    help: 'Seconds since the latest checkpoint while the log has grown past it (0 when it covers the log)',
+    registers: [this.registry],
+  });
+  readonly clockSteps = new Counter({
+    name: 'casebridge_clock_steps_total',
+    help: 'Steps of the wall clock against the monotonic clock, by direction',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'casebridge_' });
   }

@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statfsSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { serializeEntry } from '../audit/entry.js';
@@ -15,6 +16,12 @@ import {
   type Transition,
 } from '../review/lifecycle.js';
 import { MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './schema.sql.js';
+import {
+  StoreUnavailableError,
+  storeFailureOf,
+  wrapWriteError,
+  type StoreFailure,
+} from './errors.js';
 import type {
   AcceptOutcome,
   AcceptResponse,
@@ -55,7 +62,13 @@ export interface SqliteStoreOptions {
   gatewayActor?: AuditActor;
   /** Longest a write waits for others to join its transaction (group commit). */
   maxBatch?: number;
+  /** Free bytes the data directory must have at open; less is a full disk. Default 1 MiB. */
+  minFreeBytes?: number;
 }
+
+/** How often a store that failed to write tries a small write to see whether it can again. */
+const PROBE_MS = 1000;
+const DEFAULT_MIN_FREE = 1024 * 1024;
 
 /** The small, mutable row of a message; its bytes live in message_bodies. */
 interface MessageRow {
@@ -94,6 +107,8 @@ interface FullRow extends MessageRow {
 const FULL = 'm.*, b.jws, b.response FROM messages m JOIN message_bodies b ON b.seq = m.seq';
 
 const OUTBOX_RESCAN_MS = 5000;
+/** The longest a row waits for its next attempt: the transport's backoff cap (30 s). */
+const OUTBOX_MAX_DELAY_MS = 30_000;
 const OUTBOX_COLUMNS = `o.seq, o.message_id, o.attempts, b.jws, m.digest, m.log_index, m.from_agency,
   m.to_agency, m.type, m.accepted_at`;
 const OUTBOX_FROM = `outbox o JOIN messages m ON m.id = o.message_id JOIN message_bodies b ON b.seq = m.seq`;
@@ -162,23 +177,65 @@ export class SqliteStore implements Store {
   private readonly listeners: ChangeListener[] = [];
   /** Changes of the write running now; published only once its transaction committed. */
   private collecting: MessageChange[] | undefined;
+  private readonly dataDir: string;
+  /** Set while writes fail for a reason to wait out; cleared by the next write that commits. */
+  private failure: StoreFailure | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private readonly probe: Database.Statement;
+  /** `ts` of the latest entry, in ms (see stamp). */
+  private lastTsMs = 0;
+  private readonly schedAnchor = Date.now();
+  private readonly monoAnchor = performance.now();
 
+  /** Throws StoreUnavailableError when the data directory has no room (or refuses writes). */
   constructor(opts: SqliteStoreOptions) {
-    mkdirSync(opts.dataDir, { recursive: true });
-    this.db = new Database(join(opts.dataDir, 'casebridge.sqlite'));
-    this.db.pragma('journal_mode = WAL');
-    // FULL: a commit is on disk before the 202 leaves (protocol §3).
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('foreign_keys = ON');
+    this.dataDir = opts.dataDir;
+    try {
+      mkdirSync(opts.dataDir, { recursive: true });
+      const free = freeBytesOf(opts.dataDir);
+      if (free !== undefined && free < (opts.minFreeBytes ?? DEFAULT_MIN_FREE)) {
+        throw new StoreUnavailableError('disk-full', 'ENOSPC');
+      }
+      this.db = new Database(join(opts.dataDir, 'casebridge.sqlite'));
+    } catch (e) {
+      throw wrapWriteError(e);
+    }
     this.now = opts.now ?? (() => new Date());
     this.gatewayActor = opts.gatewayActor;
-    this.ensureSchema();
+    try {
+      this.db.pragma('journal_mode = WAL');
+      // FULL: a commit is on disk before the 202 leaves (protocol §3).
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = ON');
+      this.ensureSchema();
+      this.probe = this.db.prepare(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      );
+      // A real write at open: a disk that cannot take one fails the start, not the first request.
+      this.probe.run('opened_at', new Date().toISOString());
+    } catch (e) {
+      this.db.close();
+      throw wrapWriteError(e);
+    }
     this.maxBatch = opts.maxBatch ?? 512;
     this.stmt = this.prepare();
     this.runBatch = this.db.transaction((batch: PendingWrite[]) => batch.map((w) => w.run()));
     this.runOne = this.db.transaction((w: PendingWrite) => w.run());
     const last = this.stmt.maxIndex.get() as { m: number | null };
     this.size = last.m === null ? 0 : last.m + 1;
+    if (last.m !== null) {
+      const { entry } = this.stmt.getEntry.get(last.m) as { entry: Buffer };
+      this.lastTsMs = Date.parse((JSON.parse(entry.toString('utf8')) as { ts: string }).ts);
+    }
+    // Due times persisted by an earlier run were on that run's clock. Whatever the
+    // wall clock did meanwhile, no row waits longer than the longest backoff.
+    const latest = this.schedNow() + OUTBOX_MAX_DELAY_MS;
+    try {
+      this.stmt.clampOutbox.run(latest, latest);
+    } catch (e) {
+      this.db.close();
+      throw wrapWriteError(e);
+    }
     const { getNode, getEntry } = this.stmt;
     this.nodeSource = {
       node(level: number, index: number): Buffer {
@@ -292,10 +349,14 @@ export class SqliteStore implements Store {
         WHERE o.seq > ? AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`),
       dueRetries: db.prepare(`SELECT ${OUTBOX_COLUMNS} FROM ${OUTBOX_FROM}
         WHERE o.seq <= ? AND o.attempts > 0 AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`),
+      clampOutbox: db.prepare('UPDATE outbox SET next_attempt_at = ? WHERE next_attempt_at > ?'),
       reschedule: db.prepare(
         'UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ? WHERE message_id = ?',
       ),
       outboxLag: db.prepare('SELECT COUNT(*) AS n FROM outbox'),
+      outboxOldest: db.prepare(
+        'SELECT m.accepted_at AS at FROM outbox o JOIN messages m ON m.id = o.message_id ORDER BY o.seq LIMIT 1',
+      ),
       insertDelivery: db.prepare(
         'INSERT OR IGNORE INTO deliveries (message_id, agency, delivered_at) VALUES (?, ?, ?)',
       ),
@@ -378,22 +439,76 @@ export class SqliteStore implements Store {
     const sizeBefore = this.size;
     try {
       const values = this.runBatch(batch);
+      this.wrote();
       batch.forEach((w, k) => w.resolve(values[k]));
       return;
-    } catch {
+    } catch (e) {
       // Something in the batch failed and the whole transaction rolled back.
       this.size = sizeBefore;
+      this.noteFailure(e);
     }
     // Rare path: each write again in a transaction of its own, so only the failing one fails.
+    // On a full disk each fails too, and every caller hears so: none got its 202.
     for (const w of batch) {
       const at = this.size;
       try {
-        w.resolve(this.runOne(w));
+        const value = this.runOne(w);
+        this.wrote();
+        w.resolve(value);
       } catch (e) {
         this.size = at;
-        w.reject(e);
+        this.noteFailure(e);
+        w.reject(wrapWriteError(e));
       }
     }
+  }
+
+  // ---- write health -------------------------------------------------------
+
+  /** A direct (not group-committed) write, with its failure classified as for a batch. */
+  private writeNow<T>(run: () => T): T {
+    try {
+      const value = run();
+      this.wrote();
+      return value;
+    } catch (e) {
+      this.noteFailure(e);
+      throw wrapWriteError(e);
+    }
+  }
+
+  private wrote(): void {
+    if (this.failure === undefined) return;
+    this.failure = undefined;
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    this.probeTimer = undefined;
+  }
+
+  private noteFailure(e: unknown): void {
+    const reason = storeFailureOf(e);
+    if (reason === undefined) return;
+    this.failure = reason;
+    if (this.probeTimer || this.closed) return;
+    // Nothing may write for a while; a small write each second notices when space is back.
+    this.probeTimer = setInterval(() => {
+      try {
+        this.probe.run('probe_at', new Date().toISOString());
+        this.wrote();
+      } catch (err) {
+        this.noteFailure(err);
+      }
+    }, PROBE_MS);
+    this.probeTimer.unref();
+  }
+
+  /** Why writes fail right now, or undefined when the last write committed (for /readyz). */
+  writeFailure(): StoreFailure | undefined {
+    return this.failure;
+  }
+
+  /** Bytes free for the gateway in its data directory, when the platform says. */
+  freeBytes(): number | undefined {
+    return freeBytesOf(this.dataDir);
   }
 
   // ---- audit log ----------------------------------------------------------
@@ -407,11 +522,30 @@ export class SqliteStore implements Store {
       if (n.level > 0) this.stmt.putNode.run(n.level, n.index, n.hash);
     }
     this.size = index + 1;
+    this.lastTsMs = Math.max(this.lastTsMs, at.getTime());
     return { index, bytes };
   }
 
+  /**
+   * The time for a new entry: the wall clock, but never before the latest entry's
+   * `ts`, so entry timestamps never decrease when the clock is stepped back.
+   */
+  private stamp(): Date {
+    const t = this.now().getTime();
+    return t >= this.lastTsMs ? new Date(t) : new Date(this.lastTsMs);
+  }
+
+  /**
+   * The outbox's scheduling clock, in ms: the wall clock read once at open, then
+   * advanced by the monotonic clock only. A step of the wall clock moves no row's
+   * turn; rows leave in accept order (outbox seq) and retries after their backoff.
+   */
+  private schedNow(): number {
+    return this.schedAnchor + (performance.now() - this.monoAnchor);
+  }
+
   append(draft: AuditDraft): Promise<StoredEntry> {
-    return this.write(() => this.appendEntry(draft, this.now()));
+    return this.write(() => this.appendEntry(draft, this.stamp()));
   }
 
   treeSize(): number {
@@ -447,7 +581,7 @@ export class SqliteStore implements Store {
   }
 
   addCheckpoint(cp: Checkpoint): void {
-    this.stmt.addCheckpoint.run(cp.size, cp.root, cp.text, cp.signedAt);
+    this.writeNow(() => this.stmt.addCheckpoint.run(cp.size, cp.root, cp.text, cp.signedAt));
   }
 
   // ---- messages -----------------------------------------------------------
@@ -473,7 +607,7 @@ export class SqliteStore implements Store {
       const { response } = this.stmt.getResponse.get(existing.seq) as { response: string };
       return { kind: 'replay', response: JSON.parse(response) as AcceptResponse };
     }
-    const at = this.now();
+    const at = this.stamp();
     const acceptedAt = at.toISOString();
     const env = msg.envelope;
     const draft: AuditDraft = {
@@ -515,7 +649,7 @@ export class SqliteStore implements Store {
     });
     this.stmt.insertBody.run(lastInsertRowid, msg.jws, JSON.stringify(response));
     this.addHistory(env.id, 'accepted', 'accepted', null, acceptedAt, msg.actor);
-    this.stmt.insertOutbox.run(env.id, at.getTime());
+    this.stmt.insertOutbox.run(env.id, this.schedNow());
     return { kind: 'accepted', response };
   }
 
@@ -561,7 +695,7 @@ export class SqliteStore implements Store {
     event: 'message.queued' | 'message.delivered',
     actor: AuditActor,
   ): void {
-    const at = this.now();
+    const at = this.stamp();
     this.stmt.setStatus.run(status, row.id);
     this.addHistory(row.id, status, status, null, at.toISOString(), actor);
     this.appendEntry(messageDraft(row, event, actor), at);
@@ -573,7 +707,7 @@ export class SqliteStore implements Store {
    * they return is written with its history row and audit entry. In a transaction.
    */
   private applyReview(row: MessageRow, action: ReviewAction, actor: HistoryActor): ReviewOutcome {
-    const at = this.now();
+    const at = this.stamp();
     const result = review(stateOf(row), action, at);
     let cur = row;
     for (const t of result.transitions) cur = this.applyTransition(cur, t, actor, at);
@@ -746,9 +880,9 @@ export class SqliteStore implements Store {
    * rescheduled after a failure come back when due. Every few seconds the cursor
    * restarts at 0, so a row a caller dropped without rescheduling is found again.
    */
-  dueOutbox(limit: number, now: Date, exclude: ReadonlySet<string>): OutboxItem[] {
-    const t = now.getTime();
-    if (t - this.outboxScanAt >= OUTBOX_RESCAN_MS || t < this.outboxScanAt) {
+  dueOutbox(limit: number, exclude: ReadonlySet<string>): OutboxItem[] {
+    const t = this.schedNow();
+    if (t - this.outboxScanAt >= OUTBOX_RESCAN_MS) {
       this.outboxCursor = 0;
       this.outboxScanAt = t;
     }
@@ -791,19 +925,27 @@ export class SqliteStore implements Store {
     });
   }
 
-  reschedule(messageId: string, nextAttemptAt: Date, reason: string): void {
-    this.stmt.reschedule.run(nextAttemptAt.getTime(), reason, messageId);
+  reschedule(messageId: string, delayMs: number, reason: string): void {
+    const at = this.schedNow() + Math.min(Math.max(0, delayMs), OUTBOX_MAX_DELAY_MS);
+    this.writeNow(() => this.stmt.reschedule.run(at, reason, messageId));
   }
 
   outboxLag(): number {
     return (this.stmt.outboxLag.get() as { n: number }).n;
   }
 
+  /** Seconds since the oldest outbox row was accepted, on the entries' clock; 0 when empty. */
+  outboxOldestAgeS(): number {
+    const row = this.stmt.outboxOldest.get() as { at: string } | undefined;
+    if (!row) return 0;
+    return Math.max(0, (this.stamp().getTime() - Date.parse(row.at)) / 1000);
+  }
+
   deliver(messageId: string, digest: string, actor: AuditActor): Promise<DeliverOutcome> {
     return this.write(() => {
       const row = this.stmt.getRow.get(messageId) as MessageRow | undefined;
       if (!row || row.digest !== digest) return 'unknown';
-      const at = this.now().toISOString();
+      const at = this.stamp().toISOString();
       const inserted = this.stmt.insertDelivery.run(messageId, row.to_agency, at);
       if (inserted.changes === 0) return 'duplicate';
       if (row.status === 'accepted') {
@@ -820,7 +962,18 @@ export class SqliteStore implements Store {
     if (this.closed) return;
     while (this.pending.length > 0) this.flush();
     this.closed = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    this.probeTimer = undefined;
     this.db.close();
+  }
+}
+
+function freeBytesOf(dir: string): number | undefined {
+  try {
+    const s = statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return undefined;
   }
 }
 

@@ -153,12 +153,15 @@ export interface Checkpoint {
 
 /** The transport's view of the outbox (protocol §5.2). */
 export interface OutboxPort {
-  /** Rows due for a publish attempt, oldest first, excluding ids in `exclude`. */
-  dueOutbox(limit: number, now: Date, exclude: ReadonlySet<string>): OutboxItem[];
+  /**
+   * Rows due for a publish attempt, in accept order, excluding ids in `exclude`.
+   * Due-ness is the store's own monotonic schedule: the wall clock plays no part.
+   */
+  dueOutbox(limit: number, exclude: ReadonlySet<string>): OutboxItem[];
   /** The broker confirmed these: status `queued`, audit `message.queued`. Idempotent. */
   markQueued(messageIds: readonly string[], actor: AuditActor): Promise<void>;
-  /** A failed attempt: try again at `nextAttemptAt`. */
-  reschedule(messageId: string, nextAttemptAt: Date, reason: string): void;
+  /** A failed attempt: try again in `delayMs` (monotonic). */
+  reschedule(messageId: string, delayMs: number, reason: string): void;
   /** Number of rows not yet queued. */
   outboxLag(): number;
 }

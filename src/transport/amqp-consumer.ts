@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { AuditActor } from '../audit/types.js';
 import type { DeliverOutcome, InboxPort } from '../store/types.js';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay, sleep } from './backoff.js';
 import {
   emit,
   errorText,
@@ -23,6 +23,17 @@ import {
 import { BrokerLink, type LinkStart } from './link.js';
 import { HEADER_DIGEST } from './amqp-relay.js';
 import { declareTopology, inboxQueue, type TopologySpec } from './topology.js';
+
+/** Retries of a held delivery: soon after space returns, and shutdown is not held up long. */
+const HOLD_BACKOFF = { baseMs: 250, capMs: 5000 };
+
+/** Thrown by deliverHolding when it stops holding a message it could not record. */
+const GIVEN_UP = Symbol('given up');
+
+/** The store's "try again later" (protocol §4 UNAVAILABLE): a full or failing disk. */
+function isStoreUnavailable(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'UNAVAILABLE';
+}
 
 /** Set by quorum queues on redelivery: earlier unsuccessful deliveries (RabbitMQ 3.10). */
 const HEADER_DELIVERY_COUNT = 'x-delivery-count';
@@ -114,6 +125,15 @@ export class AmqpConsumer {
     await this.link.stop();
   }
 
+  /** Cuts the connection at once; unacked deliveries go back to the queue. */
+  abort(): void {
+    this.stopping = true;
+    if (this.channelRetry) clearTimeout(this.channelRetry);
+    this.channel = undefined;
+    for (const w of this.idleWaiters.splice(0)) w();
+    this.link.abort();
+  }
+
   private async onConnect(model: ChannelModel): Promise<void> {
     await declareTopology(model, this.opts.topology);
     await this.openChannel(model);
@@ -201,8 +221,9 @@ export class AmqpConsumer {
 
     let outcome: DeliverOutcome;
     try {
-      outcome = await this.opts.inbox.deliver(messageId, digest, this.opts.actor);
+      outcome = await this.deliverHolding(ch, messageId, digest);
     } catch (err) {
+      if (err === GIVEN_UP) return; // stopping or channel gone: the broker redelivers it
       this.logger.error('inbox deliver failed', {
         component: 'consumer',
         messageId,
@@ -219,6 +240,35 @@ export class AmqpConsumer {
     } else {
       this.logger.info('duplicate delivery acked', { component: 'consumer', messageId, digest });
       emit(this.events, this.logger, 'duplicate', messageId);
+    }
+  }
+
+  /**
+   * Records the delivery. While the store cannot write (a full disk), the message
+   * is held unacked and tried again with backoff: a nack would spend the queue's
+   * delivery limit and dead-letter a message that is perfectly good. Held messages
+   * fill the prefetch window, which pauses the queue until the store writes again.
+   */
+  private async deliverHolding(
+    ch: Channel,
+    messageId: string,
+    digest: string,
+  ): Promise<DeliverOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.opts.inbox.deliver(messageId, digest, this.opts.actor);
+      } catch (err) {
+        if (!isStoreUnavailable(err)) throw err;
+        if (attempt === 1) {
+          this.logger.warn('store cannot write; holding delivery', {
+            component: 'consumer',
+            messageId,
+            digest,
+          });
+        }
+      }
+      await sleep(backoffDelay(attempt, HOLD_BACKOFF));
+      if (this.stopping || this.channel !== ch) throw GIVEN_UP;
     }
   }
 

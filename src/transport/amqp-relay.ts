@@ -48,7 +48,6 @@ export interface AmqpRelayOptions {
   markBatch?: number | undefined;
   backoff?: BackoffPolicy | undefined;
   connectTimeoutMs?: number | undefined;
-  now?: (() => Date) | undefined;
 }
 
 interface Pending {
@@ -68,7 +67,6 @@ export class AmqpRelay {
   private readonly pollIntervalMs: number;
   private readonly markBatch: number;
   private readonly backoff: BackoffPolicy;
-  private readonly now: () => Date;
   private readonly link: BrokerLink;
 
   private channel: ConfirmChannel | undefined;
@@ -101,7 +99,6 @@ export class AmqpRelay {
     this.pollIntervalMs = opts.pollIntervalMs ?? 250;
     this.markBatch = opts.markBatch ?? 200;
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
-    this.now = opts.now ?? (() => new Date());
     this.link = new BrokerLink(
       {
         url: opts.url,
@@ -164,6 +161,19 @@ export class AmqpRelay {
     await this.link.stop();
   }
 
+  /** Cuts the connection without waiting for anything; unconfirmed rows stay in the outbox. */
+  abort(): void {
+    this.stopping = true;
+    if (this.poller) clearInterval(this.poller);
+    if (this.channelRetry) clearTimeout(this.channelRetry);
+    if (this.markTimer) clearTimeout(this.markTimer);
+    this.poller = undefined;
+    this.markTimer = undefined;
+    this.channel = undefined;
+    for (const w of this.idleWaiters.splice(0)) w();
+    this.link.abort();
+  }
+
   /**
    * Wake the relay (the acceptance path calls this after a commit). Kicks within
    * one event-loop turn share one pump: many accepts and confirms, one outbox read.
@@ -211,19 +221,37 @@ export class AmqpRelay {
     this.dropChannel();
     if (this.stopping || !this.link.connected) return; // a dead connection is recovery's job
     // The channel alone died (e.g. a broker-side channel error): reopen it on the same connection.
+    this.reopenLater(model);
+  }
+
+  /** Reopens the channel after a backoff, and again after each failed attempt, while connected. */
+  private reopenLater(model: ChannelModel): void {
+    if (this.channelRetry) return;
     this.channelFailures++;
     const delay = backoffDelay(this.channelFailures, this.backoff);
-    this.logger.warn('relay channel closed; reopening', { component: 'relay', delayMs: delay });
+    this.logger.warn('relay channel closed; reopening', {
+      component: 'relay',
+      attempt: this.channelFailures,
+      delayMs: delay,
+    });
     this.channelRetry = setTimeout(() => {
       this.channelRetry = undefined;
-      if (this.stopping || this.channel) return;
-      this.openChannel(model).catch((err: unknown) =>
+      if (this.stopping || this.channel || !this.link.connected) return;
+      this.reopen(model).catch((err: unknown) => {
         this.logger.warn('relay channel reopen failed', {
           component: 'relay',
           error: errorText(err),
-        }),
-      );
+        });
+        // A new connection opens its own channel; otherwise keep trying on this one.
+        if (!this.stopping && !this.channel && this.link.connected) this.reopenLater(model);
+      });
     }, delay);
+  }
+
+  /** A channel error may mean our topology was removed under us (404): declare it again first. */
+  private async reopen(model: ChannelModel): Promise<void> {
+    await declareTopology(model, this.opts.topology);
+    await this.openChannel(model);
   }
 
   private dropChannel(): void {
@@ -258,7 +286,7 @@ export class AmqpRelay {
         // Refill in useful amounts: one read for many free slots, not one per confirm.
         if (room < Math.min(REFILL_MIN, this.limit) && this.pending.size > 0) return;
         try {
-          items = this.outbox.dueOutbox(room, this.now(), this.held());
+          items = this.outbox.dueOutbox(room, this.held());
         } catch (err) {
           this.logger.error('outbox read failed', { component: 'relay', error: errorText(err) });
           return;
@@ -390,9 +418,9 @@ export class AmqpRelay {
 
   private retry(item: OutboxItem, reason: RetryReason): void {
     const attempt = item.attempts + 1;
-    const at = new Date(this.now().getTime() + backoffDelay(attempt, this.backoff));
+    const delayMs = backoffDelay(attempt, this.backoff);
     try {
-      this.outbox.reschedule(item.messageId, at, reason);
+      this.outbox.reschedule(item.messageId, delayMs, reason);
     } catch (err) {
       this.logger.error('outbox reschedule failed', {
         component: 'relay',
@@ -406,7 +434,7 @@ export class AmqpRelay {
       digest: item.digest,
       reason,
       attempt,
-      nextAttemptAt: at.toISOString(),
+      delayMs,
     });
     emit(this.events, this.logger, 'retried', reason, item.messageId);
   }

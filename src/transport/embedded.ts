@@ -22,7 +22,6 @@ export interface EmbeddedDeliveryOptions {
   /** Deliver attempts before a message is given up as poison. Default 5 (as the broker's x-delivery-limit). */
   deliveryLimit?: number | undefined;
   backoff?: BackoffPolicy | undefined;
-  now?: (() => Date) | undefined;
 }
 
 export class EmbeddedDelivery {
@@ -31,7 +30,6 @@ export class EmbeddedDelivery {
   private readonly limit: number;
   private readonly deliveryLimit: number;
   private readonly backoff: BackoffPolicy;
-  private readonly now: () => Date;
   private readonly held = new Set<string>();
   /** Wake-ups for rescheduled rows, so a retry does not wait for the next poll. */
   private readonly retries = new Set<NodeJS.Timeout>();
@@ -47,7 +45,6 @@ export class EmbeddedDelivery {
     this.limit = opts.inFlight ?? 256;
     this.deliveryLimit = opts.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
-    this.now = opts.now ?? (() => new Date());
   }
 
   get inFlight(): number {
@@ -93,7 +90,7 @@ export class EmbeddedDelivery {
         if (room <= 0) break;
         let items: OutboxItem[];
         try {
-          items = this.opts.outbox.dueOutbox(room, this.now(), this.held);
+          items = this.opts.outbox.dueOutbox(room, this.held);
         } catch (err) {
           this.logger.error('outbox read failed', { component: 'embedded', error: errorText(err) });
           return;
@@ -155,7 +152,7 @@ export class EmbeddedDelivery {
     if (attempt === this.deliveryLimit) emit(this.events, this.logger, 'poison', messageId, reason);
     const delay = backoffDelay(attempt, this.backoff);
     try {
-      this.opts.outbox.reschedule(messageId, new Date(this.now().getTime() + delay), reason);
+      this.opts.outbox.reschedule(messageId, delay, reason);
     } catch (err) {
       this.logger.error('outbox reschedule failed', {
         component: 'embedded',
@@ -169,7 +166,13 @@ export class EmbeddedDelivery {
     }, delay + 1);
     wake.unref();
     this.retries.add(wake);
-    emit(this.events, this.logger, 'retried', 'deliver-failed', messageId);
+    emit(
+      this.events,
+      this.logger,
+      'retried',
+      reason === 'unknown' ? 'unknown-message' : 'deliver-failed',
+      messageId,
+    );
     return false;
   }
 

@@ -11,7 +11,8 @@ export type RetryReason =
   | 'channel-closed' // channel or connection went away with the message unconfirmed
   | 'publish-error' // publish threw synchronously
   | 'mark-failed' // the store refused markQueued (embedded mode)
-  | 'deliver-failed'; // the store's deliver threw or answered 'unknown' (embedded mode)
+  | 'deliver-failed' // the store's deliver threw (embedded mode)
+  | 'unknown-message'; // the store knows no message with this id and digest (embedded mode)
 
 /** Why the consumer gave a delivery back to the broker (nack, requeue). */
 export type ConsumeFailure = 'malformed' | 'digest-mismatch' | 'unknown' | 'deliver-failed';

@@ -84,6 +84,8 @@ export interface TransportStatus {
 export interface Transport {
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** After a stop that took too long: drop broker connections at once (rows stay in the outbox). */
+  abort(): void;
   kick(): void;
   status(): TransportStatus;
 }
@@ -149,6 +151,10 @@ export function createTransport(opts: TransportOptions): Transport {
     async stop() {
       await Promise.all([relay.stop(), consumer?.stop()]);
     },
+    abort() {
+      relay.abort();
+      consumer?.abort();
+    },
     kick() {
       relay.kick();
     },
@@ -187,6 +193,10 @@ function embeddedTransport(
     async stop() {
       running = false;
       await delivery.stop();
+    },
+    abort() {
+      // In process there is nothing to cut: the store closes next and refuses what is left.
+      running = false;
     },
     kick() {
       delivery.kick();

@@ -102,6 +102,25 @@ export class BrokerLink {
     if (rec) await rec.close().catch(() => {});
   }
 
+  /**
+   * Stops without the close handshake: the socket is destroyed at once. For a
+   * shutdown that cannot wait, e.g. while a broker alarm blocks the connection
+   * and no close frame would be read.
+   */
+  abort(): void {
+    this.stopped = true;
+    this.settleStart('retrying');
+    const rec = this.rec;
+    const model = this.model;
+    this.rec = undefined;
+    this.model = undefined;
+    this.connected = false;
+    // close() stops recovery; its handshake ends when the socket below is gone.
+    if (rec) void rec.close().catch(() => {});
+    const socket = (model?.connection as { stream?: { destroy(): void } } | undefined)?.stream;
+    socket?.destroy();
+  }
+
   private async onConnect(model: ChannelModel): Promise<void> {
     if (this.stopped) return;
     this.model = model;

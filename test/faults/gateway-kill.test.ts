@@ -7,14 +7,7 @@
  * answers 200 (it was) or 202 (it was not).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createPublicKey } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { vkeyFor } from '../../src/audit/checkpoint.js';
-import { exportBundle, type AuditLogReader } from '../../src/audit/export.js';
-import { verifyBundle } from '../../src/audit/verify.js';
-import { parsePemChain } from '../../src/pki/pem.js';
 import { DEAD_QUEUE, inboxQueue } from '../../src/transport/topology.js';
 import { sampleEnvelope } from '../fixtures/envelopes.js';
 import { createTestVhost, queueDepth, type TestVhost } from '../helpers/amqp.js';
@@ -27,16 +20,17 @@ import {
   eventCounts,
   freePort,
   FROM,
+  GatewayProcess,
   keepAliveClient,
   parseEntries,
   readStoreFile,
   signer,
   sleep,
   TO,
+  verifyStoreOffline,
   type KeepAliveClient,
 } from './support.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const KILLS = 4;
 const WORKERS = 8;
 /** Uptime before each kill is drawn from [MIN, MIN + SPREAD) ms of submitting. */
@@ -44,79 +38,6 @@ const UPTIME_MIN_MS = 400;
 const UPTIME_SPREAD_MS = 1200;
 /** Hard cap on the number of messages, whatever the speed. */
 const MAX_MESSAGES = 6000;
-
-/** One `casebridge serve` child; restartable on the same env. */
-class GatewayProcess {
-  private child: ChildProcess | undefined;
-  private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
-  stderrTail = '';
-  starts = 0;
-
-  constructor(private readonly env: Record<string, string>) {}
-
-  /** Spawns and resolves once the gateway logged that it listens. */
-  async start(timeoutMs = 30_000): Promise<void> {
-    const child = spawn(process.execPath, [MAIN, 'serve'], {
-      env: { ...process.env, ...this.env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    this.child = child;
-    this.starts++;
-    this.exited = new Promise((resolve) =>
-      child.on('exit', (code, signal) => resolve({ code, signal })),
-    );
-    let buffered = '';
-    const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`gateway not ready in ${timeoutMs} ms:\n${this.stderrTail}`)),
-        timeoutMs,
-      );
-      child.stderr!.on('data', (c: Buffer) => {
-        const text = c.toString('utf8');
-        this.stderrTail = (this.stderrTail + text).slice(-8000);
-        buffered += text;
-        if (buffered.includes('"message":"casebridge started"')) {
-          clearTimeout(timer);
-          buffered = '';
-          resolve();
-        }
-      });
-      void this.exited!.then(({ code, signal }) => {
-        clearTimeout(timer);
-        reject(new Error(`gateway exited during start (${code}/${signal}):\n${this.stderrTail}`));
-      });
-    });
-    await ready;
-  }
-
-  async kill9(): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    c.kill('SIGKILL');
-    const { signal } = await this.exited!;
-    assert.equal(signal, 'SIGKILL');
-  }
-
-  /** Clean shutdown; resolves with the exit code. */
-  async term(timeoutMs = 30_000): Promise<number | null> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return c?.exitCode ?? null;
-    c.kill('SIGTERM');
-    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-    const { code } = await this.exited!;
-    clearTimeout(timer);
-    return code;
-  }
-}
-
-/** The audit tables of a closed gateway's file, as the exporter reads them. */
-function fileReader(snap: ReturnType<typeof readStoreFile>): AuditLogReader {
-  return {
-    entries: (start, end) => snap.entries.slice(start, end),
-    checkpoints: (from, to) => snap.checkpoints.filter((c) => c.size >= from && c.size <= to),
-    latestCheckpoint: () => snap.checkpoints[snap.checkpoints.length - 1],
-  };
-}
 
 describe('fault: gateway process killed with SIGKILL and restarted (protocol §3, §5.2, §6)', function () {
   this.timeout(150_000);
@@ -284,37 +205,7 @@ describe('fault: gateway process killed with SIGKILL and restarted (protocol §3
     // Offline: export the whole log from the file and verify it (protocol §6.5).
     const last = snap.checkpoints[snap.checkpoints.length - 1];
     assert.equal(last?.size, stored.length, 'the shutdown signed a checkpoint over the whole log');
-    const logKey = createPublicKey(pki.files['log/log.key.pem']!);
-    const vkey = vkeyFor('casebridge/GW-DEMO', logKey);
-    const anchors = parsePemChain(pki.files['trust.pem']!).map((x) => x.toString());
-    const lines: string[] = [];
-    for await (const line of exportBundle(
-      {
-        store: fileReader(snap),
-        origin: 'casebridge/GW-DEMO',
-        vkey,
-        gatewayChain: parsePemChain(pki.files['gateway/gateway.crt.pem']!).map((x) => x.toString()),
-        trustAnchors: anchors,
-        messagesFor: (list) =>
-          list.flatMap((id) => {
-            const m = snap.messages.get(id);
-            if (!m) return [];
-            return [
-              { id, jws: m.jws, receipt: (JSON.parse(m.response) as { receipt: string }).receipt },
-            ];
-          }),
-      },
-      { messages: true },
-    )) {
-      lines.push(line);
-    }
-    const report = await verifyBundle(lines, {
-      checkSignatures: true,
-      vkey,
-      trustAnchors: anchors,
-    });
-    assert.equal(report.ok, true, `bundle verification: ${JSON.stringify(report.firstFailure)}`);
-    assert.equal(report.entries, stored.length);
+    await verifyStoreOffline(snap);
 
     console.log(
       `      ${ids.size} messages over ${KILLS} kills in ${submittedMs} ms (restart ${downtimes.join('/')} ms); ` +

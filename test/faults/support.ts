@@ -4,17 +4,28 @@
  * gateway's SQLite file, and the exactly-once assertions every fault test ends with.
  */
 import assert from 'node:assert/strict';
-import { createPrivateKey, type KeyObject, type X509Certificate } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import {
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  type X509Certificate,
+} from 'node:crypto';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { vkeyFor } from '../../src/audit/checkpoint.js';
 import { parseEntry } from '../../src/audit/entry.js';
+import { exportBundle, type AuditLogReader } from '../../src/audit/export.js';
+import { verifyBundle } from '../../src/audit/verify.js';
 import type { AuditEntry, StoredEntry } from '../../src/audit/types.js';
 import { signMessage } from '../../src/envelope/sign.js';
 import type { Envelope } from '../../src/envelope/types.js';
 import { parsePemChain } from '../../src/pki/pem.js';
 import type { Checkpoint } from '../../src/store/types.js';
 import type { Identity } from '../helpers/gateway.js';
+import { getTestPki } from '../helpers/pki.js';
 
 export const FROM = 'CN-GX-CZ';
 export const TO = 'VN-LS';
@@ -33,11 +44,14 @@ export function signer(who: Identity): (env: Envelope) => string {
 export interface Reply {
   status: number;
   text: string;
+  headers: Record<string, string | string[] | undefined>;
 }
 
 export interface KeepAliveClient {
   /** POST /v1/messages; rejects on any transport error (reset, refused, timeout). */
   submit(jws: string): Promise<Reply>;
+  /** GET `path`. */
+  get(path: string): Promise<Reply>;
   close(): void;
 }
 
@@ -53,38 +67,42 @@ export function keepAliveClient(
   timeoutMs = 15_000,
 ): KeepAliveClient {
   const agent = new Agent({ keepAlive: true, maxSockets, cert: who.cert, key: who.key, ca });
-  const url = new URL('/v1/messages', baseUrl);
+  const send = (method: string, path: string, body?: string) =>
+    new Promise<Reply>((resolve, reject) => {
+      const req = request(
+        new URL(path, baseUrl),
+        {
+          method,
+          agent,
+          servername: 'localhost',
+          headers:
+            body === undefined
+              ? {}
+              : {
+                  'content-type': 'application/jose',
+                  'content-length': Buffer.byteLength(body),
+                },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              text: Buffer.concat(chunks).toString('utf8'),
+              headers: res.headers,
+            }),
+          );
+        },
+      );
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    });
   return {
-    submit(jws: string) {
-      return new Promise<Reply>((resolve, reject) => {
-        const req = request(
-          url,
-          {
-            method: 'POST',
-            agent,
-            servername: 'localhost',
-            headers: {
-              'content-type': 'application/jose',
-              'content-length': Buffer.byteLength(jws),
-            },
-          },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('error', reject);
-            res.on('end', () =>
-              resolve({
-                status: res.statusCode ?? 0,
-                text: Buffer.concat(chunks).toString('utf8'),
-              }),
-            );
-          },
-        );
-        req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-        req.on('error', reject);
-        req.end(jws);
-      });
-    },
+    submit: (jws: string) => send('POST', '/v1/messages', jws),
+    get: (path: string) => send('GET', path),
     close() {
       agent.destroy();
     },
@@ -262,4 +280,142 @@ export function assertExactlyOnce(
   }
   assert.deepEqual(problems.slice(0, 20), [], `${problems.length} exactly-once violations`);
   assert.equal(snap.deliveries.size, ids.size, 'one delivery row per message, no more');
+}
+
+// ---- a gateway process ------------------------------------------------------
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** One `casebridge serve` child; restartable on the same env. */
+export class GatewayProcess {
+  private child: ChildProcess | undefined;
+  private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
+  stderrTail = '';
+  starts = 0;
+
+  /** `wrap`: a command to run the gateway under, e.g. `['faketime', …]`. */
+  constructor(
+    private readonly env: Record<string, string>,
+    private readonly wrap: readonly string[] = [],
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** The exit code or signal of the current child, undefined while it runs. */
+  exitNow(): number | string | undefined {
+    const c = this.child;
+    return c?.exitCode ?? c?.signalCode ?? undefined;
+  }
+
+  /** Resolves with the exit of the current child. */
+  exit(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return this.exited ?? Promise.resolve({ code: null, signal: null });
+  }
+
+  /** Spawns and resolves once the gateway logged that it listens. */
+  async start(timeoutMs = 30_000): Promise<void> {
+    const [cmd, ...args] = [...this.wrap, process.execPath, MAIN, 'serve'];
+    const child = spawn(cmd!, args, {
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child = child;
+    this.starts++;
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+    let buffered = '';
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`gateway not ready in ${timeoutMs} ms:\n${this.stderrTail}`)),
+        timeoutMs,
+      );
+      child.stderr!.on('data', (c: Buffer) => {
+        const text = c.toString('utf8');
+        this.stderrTail = (this.stderrTail + text).slice(-8000);
+        buffered += text;
+        if (buffered.includes('"message":"casebridge started"')) {
+          clearTimeout(timer);
+          buffered = '';
+          resolve();
+        }
+      });
+      void this.exited!.then(({ code, signal }) => {
+        clearTimeout(timer);
+        reject(new Error(`gateway exited during start (${code}/${signal}):\n${this.stderrTail}`));
+      });
+    });
+    await ready;
+  }
+
+  async kill9(): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    c.kill('SIGKILL');
+    const { signal } = await this.exited!;
+    assert.equal(signal, 'SIGKILL');
+  }
+
+  /** Clean shutdown; resolves with the exit code. */
+  async term(timeoutMs = 30_000): Promise<number | null> {
+    const c = this.child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return c?.exitCode ?? null;
+    c.kill('SIGTERM');
+    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
+    const { code } = await this.exited!;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+// ---- offline verification ---------------------------------------------------
+
+/** The audit tables of a closed gateway's file, as the exporter reads them. */
+export function fileReader(snap: StoreSnapshot): AuditLogReader {
+  return {
+    entries: (start, end) => snap.entries.slice(start, end),
+    checkpoints: (from, to) => snap.checkpoints.filter((c) => c.size >= from && c.size <= to),
+    latestCheckpoint: () => snap.checkpoints[snap.checkpoints.length - 1],
+  };
+}
+
+/**
+ * Exports the whole log of a closed gateway's file with its messages and verifies
+ * it offline (protocol §6.5), against the log key and anchors of `pkiFiles`
+ * (default: the test PKI).
+ */
+export async function verifyStoreOffline(
+  snap: StoreSnapshot,
+  pkiFiles?: Record<string, string>,
+): Promise<void> {
+  const files = pkiFiles ?? (await getTestPki()).files;
+  const logKey = createPublicKey(files['log/log.key.pem']!);
+  const vkey = vkeyFor('casebridge/GW-DEMO', logKey);
+  const anchors = parsePemChain(files['trust.pem']!).map((x) => x.toString());
+  const lines: string[] = [];
+  for await (const line of exportBundle(
+    {
+      store: fileReader(snap),
+      origin: 'casebridge/GW-DEMO',
+      vkey,
+      gatewayChain: parsePemChain(files['gateway/gateway.crt.pem']!).map((x) => x.toString()),
+      trustAnchors: anchors,
+      messagesFor: (list) =>
+        list.flatMap((id) => {
+          const m = snap.messages.get(id);
+          if (!m) return [];
+          return [
+            { id, jws: m.jws, receipt: (JSON.parse(m.response) as { receipt: string }).receipt },
+          ];
+        }),
+    },
+    { messages: true },
+  )) {
+    lines.push(line);
+  }
+  const report = await verifyBundle(lines, { checkSignatures: true, vkey, trustAnchors: anchors });
+  assert.equal(report.ok, true, `bundle verification: ${JSON.stringify(report.firstFailure)}`);
+  assert.equal(report.entries, snap.entries.length);
 }

@@ -1,5 +1,6 @@
 /** In-memory OutboxPort / InboxPort with the store's documented semantics, for transport tests. */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { AuditActor } from '../../src/audit/types.js';
 import type { MessageType } from '../../src/envelope/types.js';
 import type { DeliverOutcome, InboxPort, OutboxItem, OutboxPort } from '../../src/store/types.js';
@@ -21,7 +22,7 @@ export class FakeOutbox implements OutboxPort {
   /** How many times each id was passed to markQueued. */
   readonly markCounts = new Map<string, number>();
   readonly markCalls: string[][] = [];
-  readonly reschedules: Array<{ messageId: string; reason: string; at: Date }> = [];
+  readonly reschedules: Array<{ messageId: string; reason: string; delayMs: number }> = [];
   private nextIndex = 1;
 
   add(to: string, opts: { from?: string; type?: MessageType; jws?: string } = {}): OutboxItem {
@@ -41,11 +42,12 @@ export class FakeOutbox implements OutboxPort {
     return item;
   }
 
-  dueOutbox(limit: number, now: Date, exclude: ReadonlySet<string>): OutboxItem[] {
+  dueOutbox(limit: number, exclude: ReadonlySet<string>): OutboxItem[] {
     const out: OutboxItem[] = [];
+    const now = performance.now();
     for (const r of this.rows.values()) {
       if (out.length >= limit) break;
-      if (r.queued || r.nextAt > now.getTime() || exclude.has(r.item.messageId)) continue;
+      if (r.queued || r.nextAt > now || exclude.has(r.item.messageId)) continue;
       out.push({ ...r.item });
     }
     return out;
@@ -61,12 +63,12 @@ export class FakeOutbox implements OutboxPort {
     return Promise.resolve();
   }
 
-  reschedule(messageId: string, nextAttemptAt: Date, reason: string): void {
-    this.reschedules.push({ messageId, reason, at: nextAttemptAt });
+  reschedule(messageId: string, delayMs: number, reason: string): void {
+    this.reschedules.push({ messageId, reason, delayMs });
     const r = this.rows.get(messageId);
     if (!r || r.queued) return;
     r.item.attempts++;
-    r.nextAt = nextAttemptAt.getTime();
+    r.nextAt = performance.now() + delayMs;
   }
 
   outboxLag(): number {
