@@ -2,6 +2,8 @@ import { randomUUID, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { compactVerify } from 'jose';
@@ -115,6 +117,15 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
       'SENDER_MISMATCH',
       undefined,
     ]);
+    // Every line is what the gateway's own OpenAPI document says a batch answer line is.
+    const doc = (await call(t.gw, aSys, 'GET', '/v1/openapi.json')).json();
+    const ajv = new Ajv2020.default({ strict: false });
+    addFormats.default(ajv);
+    ajv.addSchema({ $id: 'urn:test:openapi', components: doc['components'] });
+    const lineSchema = ajv.compile({
+      $ref: 'urn:test:openapi#/components/schemas/BatchAnswerLine',
+    });
+    for (const a of got) expect(lineSchema(a), JSON.stringify(lineSchema.errors)).to.equal(true);
     // Each refusal is a whole problem object with its own status.
     for (const a of got.filter((x) => x.status >= 400)) {
       expect(a.body).to.include({ status: a.status });
