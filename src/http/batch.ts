@@ -24,6 +24,7 @@ const SLICE = 32;
  */
 export const MAX_CONCURRENT_BATCHES = 8;
 const RETRY_AFTER_S = 1;
+const RELEASE = 'batchRelease';
 
 /** One line of the answer (protocol §3.1); `line` counts from 1, like an editor. */
 interface LineAnswer {
@@ -140,7 +141,15 @@ export function batchRoutes(ctx: HttpContext): Router {
         throw new CasebridgeError('UNAVAILABLE', 'too many batches at once; try again shortly');
       }
       active++;
-      res.once('close', () => active--);
+      let held = true;
+      const release = () => {
+        if (held) active--;
+        held = false;
+      };
+      // Freed once the answer is ready (a keep-alive client sends its next batch as
+      // soon as it has read this answer), or when the connection goes away.
+      res.locals[RELEASE] = release;
+      res.once('close', release);
       next();
     },
     (req: Request, res: Response, next: NextFunction) => {
@@ -185,6 +194,7 @@ export function batchRoutes(ctx: HttpContext): Router {
       const answers = await Promise.all(
         settled.map((o, i) => answerOf(i + 1, lines[i]!, o, client, req)),
       );
+      (res.locals[RELEASE] as () => void)();
       await sendLines(
         res.status(200).type('application/x-ndjson'),
         answers.map((a) => JSON.stringify(a) + '\n'),
