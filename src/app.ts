@@ -299,6 +299,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     maxBytes: config.maxBytes,
     exportGrant: new Set(config.exportGrant),
     now,
+    listen: { host: config.host, port: config.port },
     schemas: schemas.documents(),
   };
 

@@ -3,7 +3,13 @@
  * reading a bundle file line by line. The only file-system code of src/audit.
  */
 import { createReadStream } from 'node:fs';
-import { createBundleVerifier, type VerifyOptions, type VerifyReport } from './verify.js';
+import {
+  createBundleVerifier,
+  type TrustReport,
+  type VerifyFailure,
+  type VerifyOptions,
+  type VerifyReport,
+} from './verify.js';
 
 const NEWLINE = 0x0a;
 
@@ -48,16 +54,53 @@ export async function verifyBundleFile(path: string, opts?: VerifyOptions): Prom
   return v.finish();
 }
 
-/** protocol §7: 0 when every check holds, 1 when one failed. */
+/**
+ * protocol §7: 0 when every check holds against the auditor's own key and anchors;
+ * 1 when one failed, or when the result rests on what the bundle says of itself.
+ */
 export function exitCodeFor(report: VerifyReport): 0 | 1 {
-  return report.ok ? 0 : 1;
+  return report.ok && report.trust?.unpinned === false ? 0 : 1;
 }
 
-/** One line for stdout/stderr, e.g. `FAIL entry 41: root-mismatch (...)`. */
+/** Where a failure is, in words: an entry, a range of entries, or the bundle. */
+export function describeFailure(f: VerifyFailure): string {
+  if (f.range !== undefined) {
+    const { start, end } = f.range;
+    const entries = end - start <= 1 ? `entry ${start}` : `entries ${start} to ${end - 1}`;
+    const bounds =
+      start === 0
+        ? `no checkpoint before it matches; the first failing one has size ${end}`
+        : `the last matching checkpoint has size ${start}, the first failing one size ${end}`;
+    const pinned =
+      f.pinnedEntry === undefined
+        ? ''
+        : `; entry ${f.pinnedEntry} disagrees with its receipt or message`;
+    return `${f.reason} in ${entries} (${f.detail}; ${bounds})${pinned}`;
+  }
+  const where = f.index === undefined ? 'bundle' : `entry ${f.index}`;
+  return `${f.reason} at ${where} (${f.detail})`;
+}
+
+function describeTrust(t: TrustReport): string {
+  const key = `log key ${t.keyName}+${t.keyId} (${t.key === 'pinned' ? 'pinned' : 'from the bundle'})`;
+  if (t.anchors === 'unchecked') return `${key}; signatures not checked`;
+  const from = t.anchors === 'pinned' ? 'pinned' : 'from the bundle';
+  return `${key}; anchors (${from}): ${t.anchorSubjects.join(' | ') || 'none'}`;
+}
+
+/** One line for stdout, e.g. `OK 24 entries, …; log key casebridge/GW-DEMO+1a2b3c4d (pinned); …`. */
 export function summarize(report: VerifyReport): string {
   const counts = `${report.entries} entries, ${report.checkpoints} checkpoints, ${report.messages} messages/receipts`;
   const f = report.firstFailure;
-  if (f === undefined) return `OK ${counts}, root ${report.root}`;
-  const where = f.index === undefined ? 'bundle' : `entry ${f.index}`;
-  return `FAIL ${where}: ${f.reason} (${f.detail}); ${counts}`;
+  const trust = report.trust === undefined ? '' : `; ${describeTrust(report.trust)}`;
+  if (f !== undefined) {
+    // A root failure bounds what the exact finding may not cover: name it too.
+    const ranged = report.failures.find((x) => x.range !== undefined);
+    const also = ranged !== undefined && ranged !== f ? `; also ${describeFailure(ranged)}` : '';
+    return `FAIL ${describeFailure(f)}${also}; ${counts}${trust}`;
+  }
+  if (report.trust?.unpinned !== false) {
+    return `UNPINNED ${counts}, root ${report.root}${trust}; the bundle vouched for itself, so this proves nothing about who signed it`;
+  }
+  return `OK ${counts}, root ${report.root}${trust}`;
 }

@@ -66,6 +66,7 @@ export {
   createBundleVerifier,
   verifyBundle,
   type LineVerifier,
+  type TrustReport,
   type VerifyFailure,
   type VerifyFailureReason,
   type VerifyOptions,

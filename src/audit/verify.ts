@@ -1,8 +1,10 @@
 /**
  * Offline verification of an audit export bundle (protocol §6.5, format in bundle.ts).
  *
- * The verifier trusts nothing in the bundle but the log key and the trust anchors
- * (pin both with `vkey` and `trustAnchors`; otherwise the header's are used). It
+ * The verifier trusts nothing in the bundle: the log key and the trust anchors are
+ * the auditor's own (`vkey`, `trustAnchors`). Only when the caller explicitly asks
+ * (`trustBundleKey`, `trustBundleAnchors`) are the header's used, and the report
+ * then says so (`trust.unpinned`): a bundle never vouches for itself. It
  *
  *  1. recomputes the Merkle tree from the leaves (each entry parsed and hashed once);
  *  2. checks every checkpoint's signature and that its root equals the recomputed
@@ -35,6 +37,8 @@ import { SignatureChecker, parsePemCertificates, type SignedResult } from './sig
 export type VerifyFailureReason =
   // The bundle itself
   | 'header-invalid'
+  | 'key-unpinned'
+  | 'anchors-unpinned'
   | 'unsupported-start'
   | 'vkey-mismatch'
   | 'line-malformed'
@@ -84,6 +88,26 @@ export interface VerifyFailure {
   range?: { start: number; end: number };
   /** For checkpoint failures: the checkpoint's tree size, when readable. */
   checkpointSize?: number;
+  /**
+   * For root failures: an entry inside `range` that a receipt or a message JWS of
+   * the bundle shows to differ from what the gateway signed for it.
+   */
+  pinnedEntry?: number;
+}
+
+/** What the verification trusted, so the auditor can say what the result rests on. */
+export interface TrustReport {
+  /** The log key's name and 8-hex key id (signed-note vkey, protocol §6.3). */
+  keyName: string;
+  keyId: string;
+  /** `pinned`: the auditor's own; `bundle`: taken from the bundle on request. */
+  key: 'pinned' | 'bundle';
+  /** `unchecked`: message and receipt signatures were not verified. */
+  anchors: 'pinned' | 'bundle' | 'unchecked';
+  /** Subject of each trust anchor used. */
+  anchorSubjects: string[];
+  /** True when the key or the anchors came from the bundle itself. */
+  unpinned: boolean;
 }
 
 export interface VerifyReport {
@@ -96,6 +120,8 @@ export interface VerifyReport {
   messages: number;
   /** Base64 root of the recomputed tree over all entries read. */
   root: string;
+  /** Absent when the header could not be read or nothing was pinned. */
+  trust?: TrustReport;
   firstFailure?: VerifyFailure;
   /** Every failure found, most significant first, at most `maxFailures`. */
   failures: VerifyFailure[];
@@ -106,10 +132,14 @@ export interface VerifyOptions {
   checkSignatures: boolean;
   /** When the verification runs; reserved for time-dependent checks. Default: now. */
   now?: Date;
-  /** The log key the auditor trusts; the header's must match. Default: the header's. */
+  /** The log key the auditor trusts (signed-note vkey); the header's must match. */
   vkey?: string;
-  /** The CA certificates (PEM) the auditor trusts. Default: the header's. */
+  /** Without `vkey`: use the bundle header's key, and report the result as unpinned. */
+  trustBundleKey?: boolean;
+  /** The CA certificates (PEM) the auditor trusts, for message and receipt chains. */
   trustAnchors?: readonly string[];
+  /** Without `trustAnchors`: use the bundle header's anchors, and report as unpinned. */
+  trustBundleAnchors?: boolean;
   /** Checkpoints the auditor kept from earlier (signed notes); checked like the bundle's. */
   trustedCheckpoints?: readonly string[];
   /** Failures kept in the report; default 100. */
@@ -119,6 +149,8 @@ export interface VerifyOptions {
 /** Order of failures at the same index: the most specific explanation first. */
 const RANK: Record<VerifyFailureReason, number> = {
   'header-invalid': 0,
+  'key-unpinned': 0,
+  'anchors-unpinned': 0,
   'unsupported-start': 1,
   'vkey-mismatch': 2,
   'line-malformed': 3,
@@ -152,9 +184,17 @@ const RANK: Record<VerifyFailureReason, number> = {
   'unsigned-entries': 51,
 };
 
+/** Failures where a signed receipt or message shows exactly which entry differs. */
+const PINNING: ReadonlySet<VerifyFailureReason> = new Set([
+  'message-digest-mismatch',
+  'message-mismatch',
+  'receipt-mismatch',
+]);
+
 /** What the verifier remembers of a `message.accepted` entry. */
 interface AcceptedInfo {
   index: number;
+  ts: string;
   digest: string | undefined;
   from: string | undefined;
   to: string | undefined;
@@ -201,6 +241,7 @@ class BundleVerifier {
   private messageLines = 0;
   private validCheckpoints = 0;
   private fatal = false;
+  private trust: TrustReport | undefined;
 
   constructor(private readonly opts: VerifyOptions) {}
 
@@ -254,6 +295,7 @@ class BundleVerifier {
       for (const s of this.deferred.splice(0)) this.signed(s, true);
       this.finishEntries();
       this.checkCheckpoints();
+      this.pinRootFailures();
     }
     const sorted = [...this.failures].sort(compareFailures);
     const report: VerifyReport = {
@@ -264,6 +306,7 @@ class BundleVerifier {
       root: this.tree.root().toString('base64'),
       failures: sorted,
     };
+    if (this.trust !== undefined) report.trust = this.trust;
     if (sorted[0] !== undefined) report.firstFailure = sorted[0];
     return report;
   }
@@ -314,26 +357,67 @@ class BundleVerifier {
       this.fatal = true;
       return;
     }
-    if (this.opts.vkey !== undefined && this.opts.vkey !== vkey) {
+    this.pinTrust(vkey, trustAnchors);
+  }
+
+  /**
+   * protocol §6.5: the key and the anchors are the auditor's. The bundle's own are
+   * used only on explicit request, and the report then says the result is unpinned.
+   */
+  private pinTrust(bundleVkey: string, bundleAnchors: readonly string[]): void {
+    const { vkey, trustBundleKey, trustAnchors, trustBundleAnchors, checkSignatures } = this.opts;
+    if (vkey === undefined && trustBundleKey !== true) {
+      this.fail({
+        reason: 'key-unpinned',
+        detail: 'no log key was given: a bundle cannot vouch for itself',
+      });
+      this.fatal = true;
+      return;
+    }
+    if (checkSignatures && trustAnchors === undefined && trustBundleAnchors !== true) {
+      this.fail({
+        reason: 'anchors-unpinned',
+        detail: 'no trust anchors were given: a bundle cannot vouch for itself',
+      });
+      this.fatal = true;
+      return;
+    }
+    if (vkey !== undefined && vkey !== bundleVkey) {
       this.fail({
         reason: 'vkey-mismatch',
         detail: 'the bundle names another log key than the trusted one',
       });
     }
     try {
-      this.noteVerifier = parseVkey(this.opts.vkey ?? vkey);
+      this.noteVerifier = parseVkey(vkey ?? bundleVkey);
     } catch {
       return this.failHeader('the log vkey is malformed');
     }
-    if (this.opts.checkSignatures) {
+    const anchorsUsed = trustAnchors ?? bundleAnchors;
+    let subjects: string[] = [];
+    if (checkSignatures) {
       try {
-        this.signatures = new SignatureChecker(
-          parsePemCertificates(this.opts.trustAnchors ?? trustAnchors),
-        );
+        const anchors = parsePemCertificates(anchorsUsed);
+        subjects = anchors.map((c) => c.subject.replace(/\n/g, ', '));
+        this.signatures = new SignatureChecker(anchors);
       } catch {
         return this.failHeader('a trust anchor is not a readable certificate');
       }
     }
+    const key = vkey === undefined ? 'bundle' : 'pinned';
+    const anchors = !checkSignatures
+      ? 'unchecked'
+      : trustAnchors === undefined
+        ? 'bundle'
+        : 'pinned';
+    this.trust = {
+      keyName: this.noteVerifier.name,
+      keyId: this.noteVerifier.keyId.toString('hex'),
+      key,
+      anchors,
+      anchorSubjects: subjects,
+      unpinned: key === 'bundle' || anchors === 'bundle',
+    };
   }
 
   // -------------------------------------------------------------------------
@@ -467,6 +551,7 @@ class BundleVerifier {
         }
         this.accepted.set(id, {
           index,
+          ts: e.ts,
           digest: e.digest,
           from: e.from,
           to: e.to,
@@ -672,6 +757,22 @@ class BundleVerifier {
     }
   }
 
+  /**
+   * A root failure only bounds the changed entry by checkpoints. A receipt or message
+   * JWS that disagrees with an entry inside that range names the entry exactly.
+   */
+  private pinRootFailures(): void {
+    const pins = this.failures
+      .filter((f) => f.index !== undefined && PINNING.has(f.reason))
+      .map((f) => f.index as number);
+    for (const f of this.failures) {
+      if (f.range === undefined) continue;
+      const { start, end } = f.range;
+      const inside = pins.filter((i) => i >= start && i < end);
+      if (inside.length > 0) f.pinnedEntry = Math.min(...inside);
+    }
+  }
+
   // -------------------------------------------------------------------------
   // Messages and receipts
 
@@ -718,6 +819,7 @@ class BundleVerifier {
     if (
       payload.messageId !== s.id ||
       payload.logIndex !== acc.index ||
+      payload.acceptedAt !== acc.ts ||
       payload.digest !== acc.digest ||
       payload.from !== acc.from ||
       payload.to !== acc.to ||

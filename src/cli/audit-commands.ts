@@ -1,6 +1,6 @@
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { exitCodeFor, summarize, verifyBundleFile } from '../audit/bundle-file.js';
+import { describeFailure, exitCodeFor, summarize, verifyBundleFile } from '../audit/bundle-file.js';
 import type { VerifyOptions } from '../audit/verify.js';
 import { call } from './client.js';
 import { CliError, EXIT } from './exit.js';
@@ -57,13 +57,21 @@ export function registerAuditCommands(program: Command): void {
   audit
     .command('verify <bundle>')
     .description(
-      'verify an export bundle offline: tree, checkpoints, signatures, chains (exit 0 only when all holds)',
+      'verify an export bundle offline against your own log key and trust anchors (exit 0 only when all holds)',
     )
     .option(
-      '--vkey <vkey>',
-      "the log key you trust (signed-note vkey); default: the bundle header's",
+      '--vkey <vkey|file>',
+      'the log key you trust (signed-note vkey, or a file holding it); default CASEBRIDGE_AUDIT_VKEY',
     )
-    .option('--trust <pem>', "the CA certificates you trust; default: the bundle header's anchors")
+    .option('--trust <file>', 'the CA certificates (PEM) you trust for message and receipt chains')
+    .option(
+      '--trust-bundle-key',
+      "use the bundle's own log key (the result is UNPINNED and exits 1)",
+    )
+    .option(
+      '--trust-bundle-anchors',
+      "use the bundle's own trust anchors (the result is UNPINNED and exits 1)",
+    )
     .option(
       '--checkpoint <file>',
       'a checkpoint kept from an earlier audit (repeatable)',
@@ -72,41 +80,67 @@ export function registerAuditCommands(program: Command): void {
     )
     .option('--no-signatures', 'skip the per-message signature and certificate checks')
     .option('--json', 'print the full report as JSON')
-    .action(
-      async (
-        bundle: string,
-        o: {
-          vkey?: string;
-          trust?: string;
-          checkpoint: string[];
-          signatures: boolean;
-          json?: boolean;
-        },
-      ) => {
-        if (!existsSync(bundle)) throw new CliError(EXIT.USAGE, `cannot read ${bundle}`);
-        const opts: VerifyOptions = {
-          checkSignatures: o.signatures,
-          ...(o.vkey ? { vkey: o.vkey.trim() } : {}),
-          ...(o.trust
-            ? { trustAnchors: pemCertificates(readOrUsage(o.trust, 'trust bundle')) }
-            : {}),
-          ...(o.checkpoint.length > 0
-            ? { trustedCheckpoints: o.checkpoint.map((f) => readOrUsage(f, 'checkpoint')) }
-            : {}),
-        };
-        const report = await verifyBundleFile(bundle, opts);
-        if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-        else process.stdout.write(summarize(report) + '\n');
-        if (exitCodeFor(report) !== EXIT.OK) {
-          const f = report.firstFailure;
-          const where = f?.index === undefined ? '' : ` at entry ${f.index}`;
-          throw new CliError(
-            EXIT.CHECK_FAILED,
-            `verification failed${where}: ${f?.reason ?? 'unknown'}`,
-          );
-        }
-      },
+    .action(async (bundle: string, o: VerifyFlags) => {
+      if (!existsSync(bundle)) throw new CliError(EXIT.USAGE, `cannot read ${bundle}`);
+      const report = await verifyBundleFile(bundle, verifyOptions(o));
+      if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      else process.stdout.write(summarize(report) + '\n');
+      if (exitCodeFor(report) !== EXIT.OK) {
+        const f = report.firstFailure;
+        throw new CliError(
+          EXIT.CHECK_FAILED,
+          f === undefined
+            ? 'UNPINNED: the result rests on the key or anchors the bundle carries'
+            : `verification failed: ${describeFailure(f)}`,
+        );
+      }
+    });
+}
+
+interface VerifyFlags {
+  vkey?: string;
+  trust?: string;
+  trustBundleKey?: boolean;
+  trustBundleAnchors?: boolean;
+  checkpoint: string[];
+  signatures: boolean;
+  json?: boolean;
+}
+
+/** protocol §6.5: the auditor pins the log key and the anchors; a bundle never vouches for itself. */
+function verifyOptions(o: VerifyFlags): VerifyOptions {
+  const given = o.vkey ?? process.env['CASEBRIDGE_AUDIT_VKEY'];
+  const vkey = given === undefined || given.trim() === '' ? undefined : vkeyFrom(given.trim());
+  if (vkey === undefined && o.trustBundleKey !== true) {
+    throw new CliError(
+      EXIT.USAGE,
+      'no log key: pass --vkey KEY|FILE or set CASEBRIDGE_AUDIT_VKEY with the key you got from outside the bundle (--trust-bundle-key only for a first look)',
     );
+  }
+  if (o.signatures && o.trust === undefined && o.trustBundleAnchors !== true) {
+    throw new CliError(
+      EXIT.USAGE,
+      'no trust anchors: pass --trust FILE with the CA certificates you trust (or --no-signatures; --trust-bundle-anchors only for a first look)',
+    );
+  }
+  return {
+    checkSignatures: o.signatures,
+    ...(vkey !== undefined ? { vkey } : { trustBundleKey: true }),
+    ...(o.trust !== undefined
+      ? { trustAnchors: pemCertificates(readOrUsage(o.trust, 'trust bundle')) }
+      : o.trustBundleAnchors === true
+        ? { trustBundleAnchors: true }
+        : {}),
+    ...(o.checkpoint.length > 0
+      ? { trustedCheckpoints: o.checkpoint.map((f) => readOrUsage(f, 'checkpoint')) }
+      : {}),
+  };
+}
+
+/** `--vkey` takes the key itself or a file holding it: a value naming an existing file is read. */
+function vkeyFrom(value: string): string {
+  if (existsSync(value)) return readOrUsage(value, 'vkey file').trim();
+  return value;
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -44,8 +44,13 @@ export function createHttpApp(ctx: HttpContext): Express {
   const csrf = csrfTokens(ctx.gateway.key);
   app.use(crossSiteGuard(csrf));
 
-  const openapi = JSON.stringify(buildOpenApi(ctx.schemas));
-  app.get('/v1/openapi.json', (_req: Request, res: Response) => {
+  // Built once; with port 0 (tests) the bound port is known only at the first request.
+  let openapi: string | undefined;
+  app.get('/v1/openapi.json', (req: Request, res: Response) => {
+    const port = ctx.listen.port === 0 ? req.socket.localPort : ctx.listen.port;
+    openapi ??= JSON.stringify(
+      buildOpenApi(ctx.schemas, { serverUrl: serverUrl(ctx.listen.host, port) }),
+    );
     res.type('application/json').send(openapi);
   });
   app.use(batchRoutes(ctx));
@@ -85,4 +90,10 @@ export function createHttpsServer(app: Express, tls: TlsMaterial): Server {
     },
     app,
   );
+}
+
+/** `https://host:port`, an IPv6 literal in brackets (RFC 3986 §3.2.2). */
+function serverUrl(host: string, port: number | undefined): string {
+  const h = host.includes(':') ? `[${host}]` : host;
+  return `https://${h}${port === undefined ? '' : `:${port}`}`;
 }

@@ -45,9 +45,13 @@ export function proofSize(
 export function auditRoutes(ctx: HttpContext): Router {
   const r = Router();
 
-  r.get('/v1/audit/checkpoint', (_req: Request, res: Response) => {
+  // protocol §6.5: `size=N` serves the checkpoint signed at size N, when one was.
+  r.get('/v1/audit/checkpoint', (req: Request, res: Response) => {
     principalOf(res);
-    const cp = ctx.store.latestCheckpoint();
+    const size = optInt(req.query as Record<string, unknown>, 'size', 0, MAX_INDEX);
+    const cp = size === undefined ? ctx.store.latestCheckpoint() : ctx.store.checkpointAt(size);
+    if (!cp && size !== undefined)
+      throw new CasebridgeError('NOT_FOUND', 'no checkpoint was signed at this size');
     if (!cp) throw new CasebridgeError('UNAVAILABLE', 'no checkpoint has been signed yet');
     res.type('text/plain; charset=utf-8').send(cp.text);
   });

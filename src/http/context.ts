@@ -35,6 +35,8 @@ export interface HttpContext {
   /** Agencies whose auditors may export message contents (protocol §6.4 `messages=true`). */
   exportGrant: ReadonlySet<string>;
   now: () => Date;
+  /** The configured listen address, for the OpenAPI `servers` entry (port 0: the bound one). */
+  listen: { host: string; port: number };
   /** JSON Schema documents by file name, for the OpenAPI document. */
   schemas: Record<string, object>;
 }

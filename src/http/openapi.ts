@@ -195,7 +195,17 @@ function apiSchemas(): Record<string, Json> {
         errors: {
           type: 'array',
           items: ref('ValidationIssue'),
-          description: 'Schema failures (`SCHEMA_INVALID`).',
+          maxItems: 20,
+          description: 'Schema failures (`SCHEMA_INVALID`), up to 20.',
+        },
+        digest: {
+          ...ref('Sha256'),
+          description: '`ID_CONFLICT`: the digest of the message on record under this id.',
+        },
+        location: {
+          type: 'string',
+          format: 'uri-reference',
+          description: '`ID_CONFLICT`: the message on record (also sent as `Location`).',
         },
       },
     },
@@ -209,6 +219,10 @@ function apiSchemas(): Record<string, Json> {
         },
         keyword: { type: 'string', description: 'The JSON Schema keyword that failed.' },
         message: { type: 'string' },
+        allowedValues: {
+          type: 'array',
+          description: '`enum`: the values the member may take.',
+        },
       },
     },
     Sha256: {
@@ -633,6 +647,11 @@ function parameters(): Record<string, Json> {
       { type: 'integer', minimum: 1 },
       'Tree size to prove against (at most the latest signed size). Default: the latest signed checkpoint, returned with the proof.',
     ),
+    CheckpointSize: query(
+      'size',
+      { type: 'integer', minimum: 0 },
+      'Tree size of an earlier checkpoint (docs/protocol.md §6.5); 404 NOT_FOUND when none was signed at that size.',
+    ),
     Start: query('start', { ...index, default: 0 }, 'First entry index (inclusive).'),
     End: query(
       'end',
@@ -918,8 +937,9 @@ function operations(): Op[] {
       path: '/v1/audit/checkpoint',
       operationId: 'getCheckpoint',
       tag: 'audit',
-      summary: 'The latest signed checkpoint',
+      summary: 'The latest signed checkpoint, or the one signed at `size`',
       roles: ANYONE,
+      parameters: [param('CheckpointSize')],
       responses: {
         '200': {
           description:
@@ -927,7 +947,7 @@ function operations(): Op[] {
           content: textPlain('A signed note.'),
         },
       },
-      codes: ['UNAVAILABLE'],
+      codes: ['UNAVAILABLE', 'NOT_FOUND', 'INVALID_PARAMETER'],
     },
     {
       method: 'get',
@@ -1093,7 +1113,10 @@ function mergeDisjoint(a: Record<string, Json>, b: Record<string, Json>): Record
  * `SchemaSet.documents()`); they are not modified. Throws if a schema has a
  * reference that cannot be mapped into the document.
  */
-export function buildOpenApi(schemas: Record<string, object>): object {
+export function buildOpenApi(
+  schemas: Record<string, object>,
+  opts: { serverUrl: string } = { serverUrl: 'https://127.0.0.1:8443' },
+): object {
   const paths: Record<string, Json> = {};
   for (const op of operations()) {
     paths[op.path] = { ...(paths[op.path] ?? {}), [op.method]: operationObject(op) };
@@ -1108,7 +1131,7 @@ export function buildOpenApi(schemas: Record<string, object>): object {
         'Signed-message gateway for cross-border case cooperation. Every request needs a client certificate ' +
         '(mutual TLS); every error is `application/problem+json` with a stable `code`.',
     },
-    servers: [{ url: 'https://127.0.0.1:8443' }],
+    servers: [{ url: opts.serverUrl }],
     security: [{ mtls: [] }],
     tags: [
       {

@@ -4,7 +4,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { verifyBundle, type VerifyReport } from '../../src/audit/verify.js';
-import { verifyBundleFile, exitCodeFor, summarize } from '../../src/audit/bundle-file.js';
+import {
+  describeFailure,
+  verifyBundleFile,
+  exitCodeFor,
+  summarize,
+} from '../../src/audit/bundle-file.js';
 import { signCheckpoint } from '../../src/audit/checkpoint.js';
 import { AuditError } from '../../src/audit/errors.js';
 import { RECEIPT_TYP } from '../../src/envelope/types.js';
@@ -36,6 +41,9 @@ function flipByte(leaf: Buffer): Buffer {
   return out;
 }
 
+/** The tests of detection logic take the key and anchors from the bundle, explicitly. */
+const BUNDLE_TRUST = { trustBundleKey: true, trustBundleAnchors: true } as const;
+
 function checkpointLines(log: TestLog, minSize = 0): string[] {
   return log.checkpoints
     .filter((c) => c.size >= minSize)
@@ -54,7 +62,11 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
   });
 
   it('accepts an honest bundle, signatures and chains included', async () => {
-    const r = await verifyBundle(lines, { checkSignatures: true });
+    const r = await verifyBundle(lines, {
+      checkSignatures: true,
+      vkey: honest.vkey,
+      trustAnchors: [pki().ca.certPem],
+    });
     assert.deepEqual(r.failures, []);
     assert.equal(r.ok, true);
     assert.equal(r.entries, 24);
@@ -65,11 +77,86 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
     assert.match(summarize(r), /^OK /);
   });
 
+  it('trusts only the key and anchors the auditor pins (protocol §6.5)', async () => {
+    const anchors = [pki().ca.certPem];
+    const pinned = await verifyBundle(lines, {
+      checkSignatures: true,
+      vkey: honest.vkey,
+      trustAnchors: anchors,
+    });
+    assert.equal(pinned.ok, true);
+    assert.equal(pinned.trust?.unpinned, false);
+    assert.equal(pinned.trust?.keyId, honest.vkey.split('+')[1]);
+    assert.equal(exitCodeFor(pinned), 0);
+    assert.match(
+      summarize(pinned),
+      new RegExp(`^OK .*${honest.vkey.split('+')[1]} \\(pinned\\).*Test Root CA`),
+    );
+
+    // A bundle re-signed end to end with an attacker's log key: header vkey and checkpoints.
+    const attacker = new TestLog(generateKeyPairSync('ed25519').privateKey, 1);
+    for (const bytes of honest.entries) attacker.appendRaw(bytes);
+    const forged = await attacker.bundle();
+    const none = await verifyBundle(forged, { checkSignatures: true, trustAnchors: anchors });
+    assert.deepEqual(first(none), { reason: 'key-unpinned', index: undefined });
+    assert.equal(exitCodeFor(none), 1);
+    const noAnchors = await verifyBundle(forged, { checkSignatures: true, vkey: honest.vkey });
+    assert.deepEqual(first(noAnchors), { reason: 'anchors-unpinned', index: undefined });
+
+    const against = await verifyBundle(forged, {
+      checkSignatures: true,
+      vkey: honest.vkey,
+      trustAnchors: anchors,
+    });
+    assert.equal(against.ok, false);
+    assert.equal(against.firstFailure?.reason, 'vkey-mismatch');
+
+    const self = await verifyBundle(forged, {
+      checkSignatures: true,
+      trustBundleKey: true,
+      trustAnchors: anchors,
+    });
+    assert.deepEqual(self.failures, []);
+    assert.equal(self.trust?.key, 'bundle');
+    assert.equal(self.trust?.unpinned, true);
+    assert.equal(exitCodeFor(self), 1);
+    assert.match(summarize(self), /^UNPINNED /);
+  });
+
+  it('reports a changed entry inside sparse checkpoints as a range that holds it, pinned by its receipt', async () => {
+    const sparse = await honestLog(3, 5); // checkpoints at 5, 10, 15, 20
+    const t = await sparse.bundle();
+    // Entry 8 is a message.accepted: change its ts, which its receipt states as acceptedAt.
+    const at = entryLine(t, 8);
+    const text = leafOf(t[at] as string).toString('utf8');
+    assert.match(text, /"event":"message.accepted"/);
+    const changed = text.replace(/"ts":"(\d{4})/, (_m, y: string) => `"ts":"${Number(y) + 1}`);
+    t[at] = withLeaf(t[at] as string, Buffer.from(changed));
+    const r = await verifyBundle(t, { ...BUNDLE_TRUST, checkSignatures: true });
+    const root = r.failures.find((f) => f.reason === 'root-mismatch');
+    assert.deepEqual(root?.range, { start: 5, end: 10 });
+    assert.ok(root!.range!.start <= 8 && 8 < root!.range!.end);
+    assert.equal(root?.pinnedEntry, 8);
+    assert.ok(r.failures.some((f) => f.reason === 'receipt-mismatch' && f.index === 8));
+    const line = summarize(r);
+    assert.match(line, /entries 5 to 9/);
+    assert.match(line, /entry 8/);
+
+    // A change no receipt covers (an actor subject) is bounded by the range alone.
+    const u = await sparse.bundle();
+    const q = entryLine(u, 7);
+    u[q] = withLeaf(u[q] as string, flipByte(leafOf(u[q] as string)));
+    const r2 = await verifyBundle(u, { ...BUNDLE_TRUST, checkSignatures: true });
+    assert.deepEqual(r2.firstFailure?.range, { start: 5, end: 10 });
+    assert.equal(r2.firstFailure?.pinnedEntry, undefined);
+    assert.match(describeFailure(r2.firstFailure!), /^root-mismatch in entries 5 to 9 /);
+  });
+
   it('names the entry where one byte changed', async () => {
     const t = [...lines];
     const at = entryLine(t, 9);
     t[at] = withLeaf(t[at] as string, flipByte(leafOf(t[at] as string)));
-    const r = await verifyBundle(t, { checkSignatures: true });
+    const r = await verifyBundle(t, { ...BUNDLE_TRUST, checkSignatures: true });
     assert.equal(r.ok, false);
     assert.deepEqual(first(r), { reason: 'root-mismatch', index: 9 });
     assert.deepEqual(r.firstFailure?.range, { start: 9, end: 10 });
@@ -81,7 +168,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
     const t = await sparse.bundle();
     const at = entryLine(t, 9);
     t[at] = withLeaf(t[at] as string, flipByte(leafOf(t[at] as string)));
-    const r = await verifyBundle(t, { checkSignatures: false });
+    const r = await verifyBundle(t, { ...BUNDLE_TRUST, checkSignatures: false });
     assert.deepEqual(first(r), { reason: 'root-mismatch', index: 8 });
     assert.deepEqual(r.firstFailure?.range, { start: 8, end: 12 });
   });
@@ -93,7 +180,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
     const i = text.indexOf('"digest":"sha256:') + '"digest":"sha256:'.length;
     const changed = text.slice(0, i) + (text[i] === '0' ? '1' : '0') + text.slice(i + 1);
     t[at] = withLeaf(t[at] as string, Buffer.from(changed));
-    const r = await verifyBundle(t, { checkSignatures: true });
+    const r = await verifyBundle(t, { ...BUNDLE_TRUST, checkSignatures: true });
     assert.deepEqual(first(r), { reason: 'message-digest-mismatch', index: 8 });
     const reasons = r.failures.map((f) => f.reason);
     assert.ok(reasons.includes('receipt-mismatch'));
@@ -103,7 +190,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
   it('detects a deleted entry', async () => {
     const t = [...lines];
     t.splice(entryLine(t, 10), 1);
-    const r = await verifyBundle(t, { checkSignatures: true });
+    const r = await verifyBundle(t, { ...BUNDLE_TRUST, checkSignatures: true });
     assert.deepEqual(first(r), { reason: 'entry-missing', index: 10 });
   });
 
@@ -112,7 +199,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
     const a = entryLine(t, 10);
     const b = entryLine(t, 11);
     [t[a], t[b]] = [t[b] as string, t[a] as string];
-    const r = await verifyBundle(t, { checkSignatures: true });
+    const r = await verifyBundle(t, { ...BUNDLE_TRUST, checkSignatures: true });
     assert.deepEqual(first(r), { reason: 'entry-reordered', index: 10 });
   });
 
@@ -127,7 +214,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
     const at = entryLine(t, 6);
     t[at] = withLeaf(t[at] as string, rewritten.entries[6] as Buffer);
     t.push(...checkpointLines(rewritten));
-    const r = await verifyBundle(t, { checkSignatures: true });
+    const r = await verifyBundle(t, { ...BUNDLE_TRUST, checkSignatures: true });
     assert.deepEqual(first(r), { reason: 'checkpoint-fork', index: 6 });
     assert.deepEqual(r.firstFailure?.range, { start: 6, end: 7 });
   });
@@ -143,18 +230,23 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
     const bundle = await after.bundle({
       checkpoints: [...before.checkpoints.filter((c) => c.size <= 14), ...after.checkpoints],
     });
-    const r = await verifyBundle(bundle, { checkSignatures: true, trustedCheckpoints: kept });
+    const r = await verifyBundle(bundle, {
+      ...BUNDLE_TRUST,
+      checkSignatures: true,
+      trustedCheckpoints: kept,
+    });
     assert.deepEqual(first(r), { reason: 'checkpoint-inconsistent', index: 14 });
     assert.deepEqual(r.firstFailure?.range, { start: 14, end: 16 });
     assert.ok(r.failures.some((f) => f.reason === 'log-truncated' && f.checkpointSize === 24));
     // Without the kept checkpoints the rewritten log is self-consistent: nothing to see.
-    assert.equal((await verifyBundle(bundle, { checkSignatures: true })).ok, true);
+    assert.equal((await verifyBundle(bundle, { ...BUNDLE_TRUST, checkSignatures: true })).ok, true);
   });
 
   it('detects a truncated log against a kept checkpoint', async () => {
     const cut = new TestLog(honest.logKey, 1);
     for (const bytes of honest.entries.slice(0, 14)) cut.appendRaw(bytes);
     const r = await verifyBundle(await cut.bundle(), {
+      ...BUNDLE_TRUST,
       checkSignatures: true,
       trustedCheckpoints: [
         (honest.checkpoints[honest.checkpoints.length - 1] as { text: string }).text,
@@ -173,7 +265,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
         text: signCheckpoint({ origin: ORIGIN, size: 20, root }, ORIGIN, other),
       }),
     );
-    const r = await verifyBundle(t, { checkSignatures: true });
+    const r = await verifyBundle(t, { ...BUNDLE_TRUST, checkSignatures: true });
     assert.deepEqual(first(r), { reason: 'checkpoint-unknown-key', index: undefined });
     assert.equal(r.firstFailure?.checkpointSize, 20);
   });
@@ -181,7 +273,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
   it('rejects a bundle whose log key is not the pinned one', async () => {
     const other = generateKeyPairSync('ed25519');
     const pinned = new TestLog(other.privateKey).vkey;
-    const r = await verifyBundle(lines, { checkSignatures: false, vkey: pinned });
+    const r = await verifyBundle(lines, { ...BUNDLE_TRUST, checkSignatures: false, vkey: pinned });
     assert.deepEqual(first(r), { reason: 'vkey-mismatch', index: undefined });
     assert.ok(r.failures.some((f) => f.reason === 'no-checkpoint'));
   });
@@ -190,7 +282,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
     const log = new TestLog();
     const m = await log.exchange(CN, VN);
     const stray = await log.send(LA, VN, { inReplyTo: m.id });
-    const r = await verifyBundle(await log.bundle(), { checkSignatures: true });
+    const r = await verifyBundle(await log.bundle(), { ...BUNDLE_TRUST, checkSignatures: true });
     assert.deepEqual(first(r), { reason: 'broken-chain', index: stray.index });
   });
 
@@ -198,7 +290,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
     const log = new TestLog();
     await log.exchange(CN, VN);
     const stray = await log.send(VN, CN, { inReplyTo: '00000000-0000-4000-8000-000000000000' });
-    const r = await verifyBundle(await log.bundle(), { checkSignatures: false });
+    const r = await verifyBundle(await log.bundle(), { ...BUNDLE_TRUST, checkSignatures: false });
     assert.deepEqual(first(r), { reason: 'broken-chain', index: stray.index });
   });
 
@@ -209,7 +301,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
     log.lifecycle(m, 'message.queued');
     const decided = log.lifecycle(m, 'message.decided');
     log.lifecycle(m, 'message.delivered');
-    const r = await verifyBundle(await log.bundle(), { checkSignatures: true });
+    const r = await verifyBundle(await log.bundle(), { ...BUNDLE_TRUST, checkSignatures: true });
     assert.deepEqual(first(r), { reason: 'broken-chain', index: decided });
   });
 
@@ -232,7 +324,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
     });
     const impostor = await log.send(CN, VN, { signer: pki().systems[VN] as Identity });
     const bundle = await log.bundle();
-    const r = await verifyBundle(bundle, { checkSignatures: true });
+    const r = await verifyBundle(bundle, { ...BUNDLE_TRUST, checkSignatures: true });
     const found = r.failures.map((f) => [f.reason, f.index]);
     assert.deepEqual(found, [
       ['message-signature-invalid', forged.index],
@@ -241,7 +333,10 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
       ['message-mismatch', impostor.index],
     ]);
     // Without signature checks only the digests are compared, and they match.
-    assert.equal((await verifyBundle(bundle, { checkSignatures: false })).ok, true);
+    assert.equal(
+      (await verifyBundle(bundle, { ...BUNDLE_TRUST, checkSignatures: false })).ok,
+      true,
+    );
   });
 
   it('detects a message whose JWS was altered and a receipt that does not match its entry', async () => {
@@ -252,7 +347,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
       ...msg,
       jws: msg.jws.slice(0, -2) + (msg.jws.endsWith('AA') ? 'BA' : 'AA'),
     });
-    const r = await verifyBundle(t, { checkSignatures: true });
+    const r = await verifyBundle(t, { ...BUNDLE_TRUST, checkSignatures: true });
     assert.deepEqual(first(r), { reason: 'message-digest-mismatch', index: 0 });
 
     const u = [...lines];
@@ -275,7 +370,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
       pki().ca,
     );
     u[ri] = JSON.stringify({ kind: 'receipt', id: rec.id, jws: bogus });
-    assert.deepEqual(first(await verifyBundle(u, { checkSignatures: true })), {
+    assert.deepEqual(first(await verifyBundle(u, { ...BUNDLE_TRUST, checkSignatures: true })), {
       reason: 'receipt-mismatch',
       index: 0,
     });
@@ -285,7 +380,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
     const t = lines.filter(
       (l) => !l.startsWith('{"kind":"entry"') || (JSON.parse(l) as { index: number }).index < 21,
     );
-    const cut = await verifyBundle(t, { checkSignatures: true });
+    const cut = await verifyBundle(t, { ...BUNDLE_TRUST, checkSignatures: true });
     assert.deepEqual(first(cut), { reason: 'entries-truncated', index: 21 });
     assert.ok(cut.failures.some((f) => f.reason === 'message-unknown'));
 
@@ -308,10 +403,13 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
         leaf: (log.entries[8] as Buffer).toString('base64'),
       }),
     );
-    assert.deepEqual(first(await verifyBundle(unsigned, { checkSignatures: false })), {
-      reason: 'unsigned-entries',
-      index: 8,
-    });
+    assert.deepEqual(
+      first(await verifyBundle(unsigned, { ...BUNDLE_TRUST, checkSignatures: false })),
+      {
+        reason: 'unsigned-entries',
+        index: 8,
+      },
+    );
   });
 
   it('refuses a bad header and a bundle that does not start at 0', async () => {
@@ -330,7 +428,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
       index: undefined,
     });
     const junk = [...lines.slice(0, 3), '{"kind":"mystery"}', ...lines.slice(3)];
-    assert.deepEqual(first(await verifyBundle(junk)), {
+    assert.deepEqual(first(await verifyBundle(junk, { ...BUNDLE_TRUST, checkSignatures: true })), {
       reason: 'line-malformed',
       index: undefined,
     });
@@ -347,7 +445,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
       [header.start, header.end, header.exportedAt],
       [0, 10, '2025-06-01T00:00:00.000Z'],
     );
-    const r = await verifyBundle(partial, { checkSignatures: true });
+    const r = await verifyBundle(partial, { ...BUNDLE_TRUST, checkSignatures: true });
     assert.deepEqual(r.failures, []);
     assert.equal(r.entries, 10);
     const clamped = JSON.parse((await honest.bundle({ end: 1000 }))[0] as string) as {
@@ -365,7 +463,7 @@ describe('audit/verify: offline bundle verification (protocol §6.5)', function 
     try {
       const path = join(dir, 'bundle.ndjson');
       writeFileSync(path, lines.join('\r\n') + '\r\n');
-      const r = await verifyBundleFile(path, { checkSignatures: true });
+      const r = await verifyBundleFile(path, { ...BUNDLE_TRUST, checkSignatures: true });
       assert.equal(r.ok, true);
       assert.equal(r.entries, 24);
     } finally {

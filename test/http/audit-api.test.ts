@@ -3,7 +3,13 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { verifyCheckpoint } from '../../src/audit/checkpoint.js';
+import { generateKeyPairSync } from 'node:crypto';
+import {
+  parseVkey,
+  signCheckpoint,
+  verifyCheckpoint,
+  vkeyFor,
+} from '../../src/audit/checkpoint.js';
 import { verifyBundle } from '../../src/audit/verify.js';
 import { leafHash, verifyConsistency, verifyInclusion } from '../../src/audit/merkle.js';
 import { sampleEnvelope, SAMPLE_PERSONAL_STRINGS } from '../fixtures/envelopes.js';
@@ -18,6 +24,7 @@ import {
   type Identity,
   type TestGateway,
 } from '../helpers/gateway.js';
+import { getTestPki } from '../helpers/pki.js';
 
 const A = 'CN-GX-CZ';
 
@@ -195,15 +202,63 @@ describe('audit log API (protocol §6.4)', function () {
     const kinds = lines.map((l) => (JSON.parse(l) as { kind: string }).kind);
     expect(kinds[0]).to.equal('casebridge-audit-export');
     expect(kinds.filter((k) => k === 'message').length).to.be.at.least(ids.length);
-    const report = await verifyBundle(lines, { checkSignatures: true });
+    // The auditor's own key (fetched here from the gateway, in real life from elsewhere) and anchors.
+    const pki = await getTestPki();
+    const vkey = (await call(t.gw, aAuditor, 'GET', '/v1/audit/key')).text.trim();
+    const trustAnchors = [pki.files['trust.pem']!];
+    const report = await verifyBundle(lines, { checkSignatures: true, vkey, trustAnchors });
     expect(report.ok, JSON.stringify(report.firstFailure)).to.equal(true);
     expect(report.messages).to.be.at.least(ids.length);
 
     // The CLI verifies the same file; one changed byte in an entry fails it, naming the index.
     const main = join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist/src/cli/main.js');
     const file = writeTemp('bundle.ndjson', res.text);
-    const ok = spawnSync(process.execPath, [main, 'audit', 'verify', file], { encoding: 'utf8' });
+    const trust = writeTemp('trust.pem', pki.files['trust.pem']!);
+    const cli = (args: string[], env: Record<string, string> = {}) =>
+      spawnSync(process.execPath, [main, 'audit', 'verify', file, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, CASEBRIDGE_AUDIT_VKEY: '', ...env },
+      });
+    const ok = cli(['--vkey', vkey, '--trust', trust]);
     expect(ok.status, ok.stderr).to.equal(0);
+    expect(ok.stdout).to.match(/^OK /);
+    expect(ok.stdout).to.include(`${vkey.split('+')[1]} (pinned)`);
+    const viaEnv = cli(['--trust', trust], { CASEBRIDGE_AUDIT_VKEY: vkey });
+    expect(viaEnv.status, viaEnv.stderr).to.equal(0);
+
+    // No pinned key: a usage error, one line. The bundle's own key: UNPINNED, exit 1.
+    const unpinned = cli(['--trust', trust]);
+    expect(unpinned.status).to.equal(2);
+    expect(unpinned.stderr.trim().split('\n')).to.have.length(1);
+    expect(unpinned.stdout).to.equal('');
+    const noAnchors = cli(['--vkey', vkey]);
+    expect(noAnchors.status).to.equal(2);
+    const self = cli(['--trust-bundle-key', '--trust-bundle-anchors']);
+    expect(self.status).to.equal(1);
+    expect(self.stdout).to.match(/^UNPINNED /);
+
+    // The same bundle re-signed with an attacker's Ed25519 log key: header and checkpoints.
+    const attackerKey = generateKeyPairSync('ed25519').privateKey;
+    const header = JSON.parse(lines[0]!) as { origin: string; vkey: string };
+    const forged = lines.map((l, i) => {
+      const o = JSON.parse(l) as { kind: string; text?: string };
+      if (i === 0) return JSON.stringify({ ...header, vkey: vkeyFor(header.origin, attackerKey) });
+      if (o.kind !== 'checkpoint') return l;
+      const body = verifyCheckpoint(o.text!, parseVkey(vkey));
+      return JSON.stringify({ ...o, text: signCheckpoint(body, header.origin, attackerKey) });
+    });
+    const forgedFile = writeTemp('forged.ndjson', forged.join('\n') + '\n');
+    const forgedRun = (args: string[]) =>
+      spawnSync(process.execPath, [main, 'audit', 'verify', forgedFile, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, CASEBRIDGE_AUDIT_VKEY: '' },
+      });
+    expect(forgedRun(['--trust', trust]).status).to.equal(2);
+    const forgedSelf = forgedRun(['--trust', trust, '--trust-bundle-key']);
+    expect(forgedSelf.status).to.equal(1);
+    expect(forgedSelf.stdout).to.match(/^UNPINNED /);
+    expect(forgedRun(['--trust', trust, '--vkey', vkey]).status).to.equal(1);
+
     const target = lines.findIndex((l) => l.includes('"kind":"entry"') && l.includes('"index":5,'));
     const entry = JSON.parse(lines[target]!) as { leaf: string };
     const bytes = Buffer.from(entry.leaf, 'base64');
@@ -211,9 +266,27 @@ describe('audit log API (protocol §6.4)', function () {
     const tampered = [...lines];
     tampered[target] = lines[target]!.replace(entry.leaf, bytes.toString('base64'));
     writeFileSync(file, tampered.join('\n') + '\n');
-    const bad = spawnSync(process.execPath, [main, 'audit', 'verify', file], { encoding: 'utf8' });
+    const bad = cli(['--vkey', vkey, '--trust', trust]);
     expect(bad.status).to.equal(1);
     expect(bad.stderr).to.include('entry 5');
+  });
+
+  it('serves an earlier checkpoint by size (protocol §6.5)', async function () {
+    const latest = t.gw.store.latestCheckpoint()!;
+    const earlier = t.gw.store.checkpoints(1, latest.size).find((c) => c.size < latest.size)!;
+    const res = await call(t.gw, aAuditor, 'GET', `/v1/audit/checkpoint?size=${earlier.size}`);
+    expect(res.status).to.equal(200);
+    expect(res.text).to.equal(earlier.text);
+    const signed = new Set(t.gw.store.checkpoints(0, latest.size).map((c) => c.size));
+    let unsigned = 1;
+    while (signed.has(unsigned)) unsigned++;
+    const none = await call(t.gw, aAuditor, 'GET', `/v1/audit/checkpoint?size=${unsigned}`);
+    expect(none.status).to.equal(404);
+    expect(none.json<{ code: string }>().code).to.equal('NOT_FOUND');
+    for (const bad of ['x', '-1', '1.5']) {
+      const r = await call(t.gw, aAuditor, 'GET', `/v1/audit/checkpoint?size=${bad}`);
+      expect(r.json<{ code: string }>().code).to.equal('INVALID_PARAMETER');
+    }
   });
 
   it('refuses the export with messages to auditors without the grant, and to agencies', async function () {
