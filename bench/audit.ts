@@ -18,6 +18,7 @@ import { inclusionProof, leafHash, rootHash } from '../src/audit/merkle.js';
 import { signCheckpoint } from '../src/audit/checkpoint.js';
 import type { AuditActor } from '../src/audit/types.js';
 import { digestOf } from '../src/envelope/jws.js';
+import { envelopeDigest } from '../src/messages/replay.js';
 import { signMessage } from '../src/envelope/sign.js';
 import { receiptMaker } from '../src/submission/submit.js';
 import { generateDevPki } from '../src/pki/dev-pki.js';
@@ -76,7 +77,7 @@ export async function benchAuditVerify(opts: { entries: number }): Promise<Recor
         const digest = digestOf(jws);
         ids.push(env.id);
         return store.accept(
-          { id: env.id, digest, jws, envelope: env, actor },
+          { id: env.id, digest, envelopeDigest: envelopeDigest(env), jws, envelope: env, actor },
           receiptMaker(env, digest, gateway),
         );
       });
@@ -121,10 +122,18 @@ export async function benchAuditVerify(opts: { entries: number }): Promise<Recor
     const hashRate = size / ((performance.now() - t0) / 1000);
 
     t0 = performance.now();
-    const plain = await verifyBundleFile(path, { checkSignatures: false });
+    const plain = await verifyBundleFile(path, {
+      checkSignatures: false,
+      trustBundleKey: true,
+      trustBundleAnchors: true,
+    });
     const plainRate = size / ((performance.now() - t0) / 1000);
     t0 = performance.now();
-    const signed = await verifyBundleFile(path, { checkSignatures: true });
+    const signed = await verifyBundleFile(path, {
+      checkSignatures: true,
+      trustBundleKey: true,
+      trustBundleAnchors: true,
+    });
     const signedRate = size / ((performance.now() - t0) / 1000);
     if (!plain.ok || !signed.ok)
       throw new Error(`bench export did not verify: ${JSON.stringify(signed.firstFailure)}`);

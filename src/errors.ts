@@ -49,6 +49,18 @@ export interface ValidationIssue {
   path: string;
   keyword: string;
   message: string;
+  /** For `enum` (and `const`): the values the member may take. */
+  allowedValues?: readonly unknown[];
+}
+
+/**
+ * Problem members beyond RFC 9457's, for a refusal the caller can act on: an
+ * `ID_CONFLICT` names the message on record (protocol §3).
+ */
+export interface ProblemMembers {
+  digest?: string;
+  /** Also sent as the `Location` header. */
+  location?: string;
 }
 
 export class CasebridgeError extends Error {
@@ -56,17 +68,24 @@ export class CasebridgeError extends Error {
   readonly errors: ValidationIssue[] | undefined;
   /** Seconds for the `Retry-After` header of a 503 or 429 (protocol §4). */
   readonly retryAfterS: number | undefined;
+  readonly members: ProblemMembers | undefined;
 
   constructor(
     code: ErrorCode,
     detail: string,
-    options?: { cause?: unknown; errors?: ValidationIssue[]; retryAfterS?: number },
+    options?: {
+      cause?: unknown;
+      errors?: ValidationIssue[];
+      retryAfterS?: number;
+      members?: ProblemMembers;
+    },
   ) {
     super(detail, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'CasebridgeError';
     this.code = code;
     this.errors = options?.errors;
     this.retryAfterS = options?.retryAfterS;
+    this.members = options?.members;
   }
 
   get status(): number {

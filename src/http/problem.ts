@@ -3,12 +3,13 @@ import {
   CasebridgeError,
   STATUS_BY_CODE,
   type ErrorCode,
+  type ProblemMembers,
   type ValidationIssue,
 } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 
 /** RFC 9457 problem details, protocol §4. */
-export interface Problem {
+export interface Problem extends ProblemMembers {
   type: string;
   title: string;
   status: number;
@@ -51,7 +52,12 @@ const TITLES: Record<ErrorCode, string> = {
 
 export const PROBLEM_TYPE_PREFIX = 'urn:casebridge:problem:';
 
-export function problemOf(code: ErrorCode, detail: string, errors?: ValidationIssue[]): Problem {
+export function problemOf(
+  code: ErrorCode,
+  detail: string,
+  errors?: ValidationIssue[],
+  members?: ProblemMembers,
+): Problem {
   return {
     type: PROBLEM_TYPE_PREFIX + code,
     title: TITLES[code],
@@ -59,6 +65,8 @@ export function problemOf(code: ErrorCode, detail: string, errors?: ValidationIs
     code,
     detail,
     ...(errors === undefined ? {} : { errors }),
+    ...(members?.digest === undefined ? {} : { digest: members.digest }),
+    ...(members?.location === undefined ? {} : { location: members.location }),
   };
 }
 
@@ -70,6 +78,7 @@ export function sendProblem(res: Response, p: Problem): void {
   if ((p.status === 503 || p.status === 429) && !res.hasHeader('retry-after')) {
     res.setHeader('retry-after', String(DEFAULT_RETRY_AFTER_S));
   }
+  if (p.location !== undefined) res.location(p.location);
   res.status(p.status).type('application/problem+json').send(JSON.stringify(p));
 }
 
@@ -88,7 +97,8 @@ export function errorHandler(logger: Logger) {
 }
 
 export function toProblem(err: unknown, req: Request, logger: Logger): Problem {
-  if (err instanceof CasebridgeError) return problemOf(err.code, err.message, err.errors);
+  if (err instanceof CasebridgeError)
+    return problemOf(err.code, err.message, err.errors, err.members);
   const e = err as { type?: string; status?: number };
   if (e && e.type === 'entity.too.large')
     return problemOf('TOO_LARGE', 'the body exceeds the size limit');

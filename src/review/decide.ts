@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { digestOf } from '../envelope/jws.js';
+import { envelopeDigest } from '../messages/replay.js';
 import { signMessage } from '../envelope/sign.js';
 import type { DecisionStatus, Envelope } from '../envelope/types.js';
 import { CasebridgeError, type ValidationIssue } from '../errors.js';
@@ -91,7 +92,7 @@ export async function decide(
       ttlMs: deps.claimTtlMs,
     },
     actor,
-    { id: update.id, digest, jws, envelope: update, actor },
+    { id: update.id, digest, envelopeDigest: envelopeDigest(update), jws, envelope: update, actor },
     receiptMaker(update, digest, sub.gateway),
   );
   if (review.kind === 'unknown') throw new CasebridgeError('NOT_FOUND', 'no such message');

@@ -14,6 +14,9 @@ CREATE TABLE IF NOT EXISTS messages (
   seq            INTEGER PRIMARY KEY AUTOINCREMENT,
   id             TEXT NOT NULL UNIQUE,
   digest         TEXT NOT NULL,
+  -- RFC 8785 digest of the envelope: a resubmission of the id is compared on it (protocol §3),
+  -- so replays are answered without the body, even after retention destroyed it.
+  envelope_digest TEXT NOT NULL,
   case_ref       TEXT NOT NULL,
   type           TEXT NOT NULL,
   from_agency    TEXT NOT NULL,

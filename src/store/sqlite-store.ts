@@ -43,6 +43,7 @@ import type {
   ReviewOutcome,
   Store,
 } from './types.js';
+import type { RecordedMessage } from '../messages/replay.js';
 
 const PRIORITY_RANK: Record<Priority, number> = { emergency: 0, urgent: 1, routine: 2 };
 /** Sorts messages without a deadline after every dated one. */
@@ -75,6 +76,7 @@ interface MessageRow {
   seq: number;
   id: string;
   digest: string;
+  envelope_digest: string;
   case_ref: string;
   type: string;
   from_agency: string;
@@ -315,14 +317,16 @@ export class SqliteStore implements Store {
       getRow: db.prepare('SELECT * FROM messages WHERE id = ?'),
       getMessage: db.prepare(`SELECT ${FULL} WHERE m.id = ?`),
       insertMessage: db.prepare(`INSERT INTO messages
-        (id, digest, case_ref, type, from_agency, to_agency, priority, priority_rank,
+        (id, digest, envelope_digest, case_ref, type, from_agency, to_agency, priority, priority_rank,
          respond_by, deadline, deadline_key, due_soon_key, in_reply_to, created_at, accepted_at,
          log_index, status)
-        VALUES (@id, @digest, @caseRef, @type, @from, @to, @priority, @rank,
+        VALUES (@id, @digest, @envelopeDigest, @caseRef, @type, @from, @to, @priority, @rank,
          @respondBy, @deadline, @deadlineKey, @dueSoonKey, @inReplyTo, @createdAt, @acceptedAt,
          @logIndex, 'accepted')`),
       insertBody: db.prepare('INSERT INTO message_bodies (seq, jws, response) VALUES (?, ?, ?)'),
       getResponse: db.prepare('SELECT response FROM message_bodies WHERE seq = ?'),
+      getRecorded: db.prepare(`SELECT m.digest, m.envelope_digest, b.response
+        FROM messages m JOIN message_bodies b ON b.seq = m.seq WHERE m.id = ?`),
       setStatus: db.prepare('UPDATE messages SET status = ? WHERE id = ?'),
       setReview: db.prepare(`UPDATE messages SET status = @status, decision = @decision,
         claimed_by = @subject, claimed_name = @name, claimed_at = @at, claim_expires_at = @expires
@@ -591,6 +595,17 @@ export class SqliteStore implements Store {
     return row && toRecord(row);
   }
 
+  recorded(id: string): (RecordedMessage & { response: AcceptResponse }) | undefined {
+    const row = this.stmt.getRecorded.get(id) as
+      { digest: string; envelope_digest: string; response: string } | undefined;
+    if (!row) return undefined;
+    return {
+      digest: row.digest,
+      envelopeDigest: row.envelope_digest,
+      response: JSON.parse(row.response) as AcceptResponse,
+    };
+  }
+
   accept(msg: NewMessage, makeReceipt: ReceiptMaker): Promise<AcceptOutcome> {
     return this.write(() => {
       const outcome = this.acceptInTx(msg, makeReceipt);
@@ -603,7 +618,9 @@ export class SqliteStore implements Store {
     // Checked again here: two submissions of one id may share a batch.
     const existing = this.stmt.getRow.get(msg.id) as MessageRow | undefined;
     if (existing) {
-      if (existing.digest !== msg.digest) return { kind: 'conflict' };
+      // protocol §3: compared by meaning (RFC 8785 envelope digest), never by signature bytes.
+      if (existing.envelope_digest !== msg.envelopeDigest)
+        return { kind: 'conflict', digest: existing.digest };
       const { response } = this.stmt.getResponse.get(existing.seq) as { response: string };
       return { kind: 'replay', response: JSON.parse(response) as AcceptResponse };
     }
@@ -632,6 +649,7 @@ export class SqliteStore implements Store {
     const { lastInsertRowid } = this.stmt.insertMessage.run({
       id: env.id,
       digest: msg.digest,
+      envelopeDigest: msg.envelopeDigest,
       caseRef: env.caseRef,
       type: env.type,
       from: env.from,

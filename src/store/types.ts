@@ -7,6 +7,7 @@ import type {
   ReviewAction,
   ReviewEvent,
 } from '../review/lifecycle.js';
+import type { RecordedMessage } from '../messages/replay.js';
 
 /** protocol §5.1 lifecycle; the decision is a field of its own. */
 export type MessageStatus = LifecycleStatus;
@@ -62,6 +63,8 @@ export interface MessageRecord {
 export interface NewMessage {
   id: string;
   digest: string;
+  /** RFC 8785 digest of the envelope: what a replay is compared on (protocol §3). */
+  envelopeDigest: string;
   jws: string;
   envelope: Envelope;
   actor: HistoryActor;
@@ -82,7 +85,8 @@ export type ReceiptMaker = (logIndex: number, acceptedAt: string) => string;
 export type AcceptOutcome =
   | { kind: 'accepted'; response: AcceptResponse }
   | { kind: 'replay'; response: AcceptResponse }
-  | { kind: 'conflict' };
+  /** The id is taken by another envelope; `digest` is the JWS digest on record. */
+  | { kind: 'conflict'; digest: string };
 
 /** What a review action came to; the use case picks the error code. */
 export type ReviewOutcome =
@@ -189,7 +193,13 @@ export interface AuditStore {
  * implements the same interface. Every method that changes a message also appends
  * its audit entry in the same transaction.
  */
-export interface Store extends OutboxPort, InboxPort, AuditStore {
+/** What submission asks before the acceptance transaction (protocol §3 replay). */
+export interface ReplayPort {
+  /** The digests and original response of the message accepted under `id`; never reads its body. */
+  recorded(id: string): (RecordedMessage & { response: AcceptResponse }) | undefined;
+}
+
+export interface Store extends OutboxPort, InboxPort, AuditStore, ReplayPort {
   getMessage(id: string): MessageRecord | undefined;
   accept(msg: NewMessage, makeReceipt: ReceiptMaker): Promise<AcceptOutcome>;
   history(id: string): HistoryItem[];

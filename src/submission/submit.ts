@@ -5,6 +5,7 @@ import type { Principal } from '../pki/types.js';
 import type { AcceptResponse, ReceiptMaker, Store } from '../store/types.js';
 import type { Envelope } from '../envelope/types.js';
 import type { AuditActor } from '../audit/types.js';
+import { classifyResubmission, envelopeDigest, messageLocation } from '../messages/replay.js';
 
 /** The registry questions submission asks (protocol §1.3). */
 export interface AgreementPolicy {
@@ -88,9 +89,23 @@ export async function submitMessage(
     throw new CasebridgeError('FORBIDDEN_ROLE', 'only system and officer principals may submit');
   }
 
+  // protocol §3: a replay is answered once identity and role hold, whatever has
+  // expired or gone stale since, so a retrying client always gets its receipt back.
+  const envDigest = envelopeDigest(env);
+  const prior = deps.store.recorded(env.id);
+  if (prior !== undefined && classifyResubmission(prior, envDigest) === 'replay') {
+    return { status: 200, body: prior.response, type: env.type };
+  }
+
   const now = deps.now();
-  if (!deps.registry.hasAgency(env.to) || !deps.registry.permits(env.from, env.to, env.type, now)) {
-    throw new CasebridgeError('NOT_PERMITTED', 'no valid agreement covers this pair and type');
+  if (!deps.registry.hasAgency(env.to)) {
+    throw new CasebridgeError('NOT_PERMITTED', 'the recipient is not a registered agency');
+  }
+  if (!deps.registry.permits(env.from, env.to, env.type, now)) {
+    throw new CasebridgeError(
+      'NOT_PERMITTED',
+      'no agreement between these two agencies covers this message type now',
+    );
   }
   if (Date.parse(env.createdAt) > now.getTime() + deps.clockSkewMs) {
     throw new CasebridgeError(
@@ -104,7 +119,14 @@ export async function submitMessage(
   // two copies of one message racing each other are accepted once.
   const outcome = await deps.store.accept(
     // The CN goes to the message history, shown to the two agencies; never to the audit log.
-    { id: env.id, digest, jws, envelope: env, actor: { ...actorOf(client), name: client.name } },
+    {
+      id: env.id,
+      digest,
+      envelopeDigest: envDigest,
+      jws,
+      envelope: env,
+      actor: { ...actorOf(client), name: client.name },
+    },
     receiptMaker(env, digest, deps.gateway),
   );
   switch (outcome.kind) {
@@ -114,7 +136,11 @@ export async function submitMessage(
     case 'replay':
       return { status: 200, body: outcome.response, type: env.type };
     case 'conflict':
-      throw new CasebridgeError('ID_CONFLICT', 'this id was already used for a different message');
+      throw new CasebridgeError(
+        'ID_CONFLICT',
+        'this id was already used for a different envelope; choose a new id',
+        { members: { digest: outcome.digest, location: messageLocation(env.id) } },
+      );
   }
 }
 

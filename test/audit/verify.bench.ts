@@ -48,12 +48,20 @@ async function main(): Promise<void> {
     if (plain.size % 1000 !== 0) plain.checkpoint();
     const plainLines = await plain.bundle({ messages: false });
     await timed('no signatures, in memory', plain.size, () =>
-      verifyBundle(plainLines, { checkSignatures: false }),
+      verifyBundle(plainLines, {
+        checkSignatures: false,
+        trustBundleKey: true,
+        trustBundleAnchors: true,
+      }),
     );
     const plainPath = join(dir, 'plain.ndjson');
     writeFileSync(plainPath, plainLines.join('\n') + '\n');
     await timed('no signatures, from file', plain.size, () =>
-      verifyBundleFile(plainPath, { checkSignatures: false }),
+      verifyBundleFile(plainPath, {
+        checkSignatures: false,
+        trustBundleKey: true,
+        trustBundleAnchors: true,
+      }),
     );
 
     // 2. Full exchanges with messages and receipts (4 JWS per 8 entries).
@@ -65,10 +73,18 @@ async function main(): Promise<void> {
     const fullPath = join(dir, 'full.ndjson');
     writeFileSync(fullPath, fullLines.join('\n') + '\n');
     await timed('with signatures, from file', full.size, () =>
-      verifyBundleFile(fullPath, { checkSignatures: true }),
+      verifyBundleFile(fullPath, {
+        checkSignatures: true,
+        trustBundleKey: true,
+        trustBundleAnchors: true,
+      }),
     );
     await timed('messages, no signatures, from file', full.size, () =>
-      verifyBundleFile(fullPath, { checkSignatures: false }),
+      verifyBundleFile(fullPath, {
+        checkSignatures: false,
+        trustBundleKey: true,
+        trustBundleAnchors: true,
+      }),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

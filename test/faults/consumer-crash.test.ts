@@ -6,6 +6,7 @@
  * delivery and one `message.delivered` entry.
  */
 import assert from 'node:assert/strict';
+import { envelopeDigest } from '../../src/messages/replay.js';
 import { spawn } from 'node:child_process';
 import { createHash, createPrivateKey } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -103,6 +104,7 @@ describe('fault: consumer killed between inbox write and ack (protocol §5.2)', 
       {
         id: env.id,
         digest,
+        envelopeDigest: envelopeDigest(env),
         jws,
         envelope: env,
         actor: { agency: FROM, role: 'system', subject: `sha256:${'b'.repeat(64)}` },

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { envelopeDigest } from '../../src/messages/replay.js';
 import { rootHash, MemoryTree } from '../../src/audit/merkle.js';
 import type { AuditActor } from '../../src/audit/types.js';
 import { digestOf } from '../../src/envelope/jws.js';
@@ -20,7 +21,14 @@ function message(): NewMessage {
   // The store keeps bytes as given; a syntactically compact JWS is enough here.
   const payload = Buffer.from(JSON.stringify(envelope)).toString('base64url');
   const jws = `eyJhbGciOiJFUzI1NiJ9.${payload}.c2ln`;
-  return { id: envelope.id, digest: digestOf(jws), jws, envelope, actor: ACTOR };
+  return {
+    id: envelope.id,
+    digest: digestOf(jws),
+    envelopeDigest: envelopeDigest(envelope),
+    jws,
+    envelope,
+    actor: ACTOR,
+  };
 }
 
 describe('store: group commit', function () {
@@ -78,8 +86,14 @@ describe('store: group commit', function () {
       store.accept({ ...m }, () => 'r2'),
     ]);
     expect([a.kind, b.kind].sort()).to.deep.equal(['accepted', 'replay']);
-    const other = await store.accept({ ...m, digest: 'sha256:' + '0'.repeat(64) }, () => 'r3');
-    expect(other.kind).to.equal('conflict');
+    // Other signature bytes over the same envelope: still a replay (protocol §3).
+    const resigned = await store.accept({ ...m, digest: 'sha256:' + '0'.repeat(64) }, () => 'r3');
+    expect(resigned.kind).to.equal('replay');
+    const other = await store.accept(
+      { ...m, envelopeDigest: 'sha256:' + '1'.repeat(64) },
+      () => 'r4',
+    );
+    expect(other).to.deep.equal({ kind: 'conflict', digest: m.digest });
     expect(store.treeSize()).to.equal(1);
   });
 });
