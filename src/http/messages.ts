@@ -9,7 +9,7 @@ import { submitMessage } from '../submission/submit.js';
 import { principalOf, requireRole } from './auth.js';
 import type { HttpContext } from './context.js';
 import { messageId, optEnum, optInt, optString } from './params.js';
-import { jwsFromBody, refusals } from './refusals.js';
+import { jwsFromBody, looksLikeJson, refusals, UNSIGNED_HINT } from './refusals.js';
 import { proofSize } from './audit.js';
 
 /** `status=`: a lifecycle status, `open` (all but decided) or `all` (protocol §5.1, §5.3). */
@@ -80,7 +80,9 @@ export function messageRoutes(ctx: HttpContext): Router {
           return next(
             new CasebridgeError(
               'UNSUPPORTED_MEDIA_TYPE',
-              'send the compact JWS as application/jose',
+              looksLikeJson(req.body)
+                ? `${UNSIGNED_HINT}, and send the compact JWS as application/jose`
+                : 'send the compact JWS as application/jose',
             ),
           );
         }

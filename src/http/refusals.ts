@@ -7,10 +7,24 @@ import { principalOf } from './auth.js';
 import type { HttpContext } from './context.js';
 import { sendProblem, toProblem } from './problem.js';
 
+export const UNSIGNED_HINT =
+  'this is a plain JSON envelope: sign it first (`casebridge sign`, the SDK, or any JWS library; protocol §2.1)';
+
+/** A body whose first non-blank byte opens a JSON object: an envelope someone forgot to sign. */
+export function looksLikeJson(body: unknown): boolean {
+  if (!Buffer.isBuffer(body)) return false;
+  for (const b of body) {
+    if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) continue;
+    return b === 0x7b;
+  }
+  return false;
+}
+
 /** Reads a compact JWS from raw bytes: ASCII only, one trailing newline (or CRLF) tolerated. */
 export function jwsFromBody(body: unknown): string {
   if (!Buffer.isBuffer(body))
     throw new CasebridgeError('MALFORMED', 'the body must be a compact JWS');
+  if (looksLikeJson(body)) throw new CasebridgeError('MALFORMED', UNSIGNED_HINT);
   let end = body.length;
   if (end > 0 && body[end - 1] === 0x0a) end--;
   if (end > 0 && body[end - 1] === 0x0d) end--;

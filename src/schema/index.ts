@@ -31,9 +31,26 @@ export interface SchemaSet {
   documents(): Record<string, object>;
 }
 
+/** protocol §4: at most this many schema failures are reported. */
+export const MAX_ISSUES = 20;
+
+function newAjv(allErrors: boolean): Ajv2020.default {
+  const ajv = new Ajv2020.default({
+    strict: true,
+    allErrors,
+    messages: true,
+    verbose: false, // keeps instance data out of error objects
+  });
+  // Full-mode formats (date: real calendar dates); date-time is ours, stricter (formats.ts).
+  addFormats.default(ajv, { mode: 'full' });
+  ajv.addFormat('date-time', { type: 'string', validate: isRfc3339DateTime });
+  return ajv;
+}
+
 /**
  * Reads every `*.schema.json` in `schemaDir`, compiles each with Ajv (JSON Schema
- * 2020-12, strict mode, first error only) and returns the validators. Throws if
+ * 2020-12, strict mode; a fast first-error validator and an allErrors one for
+ * documents that already failed) and returns the validators. Throws if
  * a file is not strict JSON, lacks an `$id`, or fails to compile.
  */
 export function createSchemaSet(schemaDir: string): SchemaSet {
@@ -45,15 +62,11 @@ export function createSchemaSet(schemaDir: string): SchemaSet {
   }
 
   const raw: Record<string, string> = {};
-  const ajv = new Ajv2020.default({
-    strict: true,
-    allErrors: false, // ajv docs/security.md: no allErrors on untrusted input
-    messages: true,
-    verbose: false, // keeps instance data out of error objects
-  });
-  // Full-mode formats (date: real calendar dates); date-time is ours, stricter (formats.ts).
-  addFormats.default(ajv, { mode: 'full' });
-  ajv.addFormat('date-time', { type: 'string', validate: isRfc3339DateTime });
+  // ajv docs/security.md: no allErrors on untrusted input. The fast validator runs
+  // first; only a document that already failed (and is bounded by the body limit and
+  // the schemas' array bounds) runs again with allErrors, to report what to fix.
+  const fast = newAjv(false);
+  const thorough = newAjv(true);
 
   const ids = new Map<string, string>();
   for (const file of files) {
@@ -68,24 +81,33 @@ export function createSchemaSet(schemaDir: string): SchemaSet {
     if (typeof id !== 'string') throw new Error(`schema ${file} has no $id`);
     raw[file] = text;
     ids.set(file, id);
-    ajv.addSchema(doc as object);
+    fast.addSchema(doc as object);
+    thorough.addSchema(structuredClone(doc) as object);
   }
 
-  const validators = new Map<string, ValidateFunction>();
+  const validators = new Map<string, { fast: ValidateFunction; all: ValidateFunction }>();
   for (const [file, id] of ids) {
-    let fn: ValidateFunction | undefined;
+    let pair: { fast: ValidateFunction | undefined; all: ValidateFunction | undefined };
     try {
-      fn = ajv.getSchema(id);
+      pair = { fast: fast.getSchema(id), all: thorough.getSchema(id) };
     } catch (cause) {
       throw new Error(`schema ${file} does not compile`, { cause });
     }
-    if (fn === undefined) throw new Error(`schema ${file} does not compile`);
-    validators.set(file, fn);
+    if (pair.fast === undefined || pair.all === undefined)
+      throw new Error(`schema ${file} does not compile`);
+    validators.set(file, { fast: pair.fast, all: pair.all });
   }
-  const envelope = validators.get(ENVELOPE_SCHEMA_FILE) as ValidateFunction;
+  const envelope = validators.get(ENVELOPE_SCHEMA_FILE)!;
 
-  const run = (fn: ValidateFunction, value: unknown): ValidationIssue[] | null =>
-    fn(value) ? null : toIssues(fn.errors ?? []);
+  const run = (
+    fn: { fast: ValidateFunction; all: ValidateFunction },
+    value: unknown,
+  ): ValidationIssue[] | null => {
+    if (fn.fast(value)) return null;
+    // The thorough pass must fail too; if it somehow did not, report the fast errors.
+    const errors = fn.all(value) ? fn.fast.errors : fn.all.errors;
+    return toIssues(errors ?? []).slice(0, MAX_ISSUES);
+  };
 
   return {
     validateEnvelope: (value) => run(envelope, value),
@@ -109,22 +131,44 @@ function escapePointer(token: string): string {
 
 /**
  * Maps Ajv errors to protocol §4 `errors`. Paths are JSON Pointers into the
- * envelope; a missing member's path names the member (its name comes from the
- * schema). The name of an unknown member is NOT echoed: it comes from the
- * sender's document, so the path names the object that holds it.
- * The `if` wrapper error that follows a failed `then` is dropped.
+ * envelope; a missing member's path and an unknown member's path name the member
+ * itself, so the sender sees what to add or remove. `enum` failures list the
+ * allowed values (from the schema, never from the document). The `if` wrapper
+ * error that follows a failed `then` is dropped; duplicates are reported once.
  */
 export function toIssues(errors: readonly ErrorObject[]): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
+  const seen = new Set<string>();
   for (const e of errors) {
     if (e.keyword === 'if' && errors.length > 1) continue;
     let path = e.instancePath;
-    if (e.keyword === 'required') {
-      const missing = (e.params as { missingProperty?: unknown }).missingProperty;
-      if (typeof missing === 'string') path = `${path}/${escapePointer(missing)}`;
+    const params = e.params as {
+      missingProperty?: unknown;
+      additionalProperty?: unknown;
+      allowedValues?: unknown;
+      allowedValue?: unknown;
+    };
+    if (e.keyword === 'required' && typeof params.missingProperty === 'string')
+      path = `${path}/${escapePointer(params.missingProperty)}`;
+    if (e.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string')
+      path = `${path}/${escapePointer(params.additionalProperty)}`;
+    const issue: ValidationIssue = {
+      path,
+      keyword: e.keyword,
+      message: e.message ?? `failed ${e.keyword}`,
+    };
+    if (e.keyword === 'enum' && Array.isArray(params.allowedValues)) {
+      issue.allowedValues = params.allowedValues;
+      issue.message = `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+    }
+    if (e.keyword === 'const' && params.allowedValue !== undefined) {
+      issue.allowedValues = [params.allowedValue];
     }
     // A root-level failure has the empty pointer (RFC 6901 §5).
-    issues.push({ path, keyword: e.keyword, message: e.message ?? `failed ${e.keyword}` });
+    const key = `${issue.path}\u0000${issue.keyword}\u0000${issue.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    issues.push(issue);
   }
   return issues;
 }

@@ -73,6 +73,28 @@ describe('http/openapi', () => {
     expect(doc['openapi']).to.equal('3.1.0');
     expect(doc['jsonSchemaDialect']).to.equal('https://json-schema.org/draft/2020-12/schema');
     expect(doc['servers']).to.deep.equal([{ url: 'https://127.0.0.1:8443' }]);
+    const other = buildOpenApi(schemas, { serverUrl: 'https://gw.example:9443' }) as Json;
+    expect(other['servers']).to.deep.equal([{ url: 'https://gw.example:9443' }]);
+  });
+
+  it('has no duplicate value in any enum, in the schemas or the document', () => {
+    const enums = (value: unknown, at: string): [string, unknown[]][] => {
+      if (Array.isArray(value)) return value.flatMap((v, i) => enums(v, `${at}/${i}`));
+      if (typeof value !== 'object' || value === null) return [];
+      return Object.entries(value).flatMap(([k, v]): [string, unknown[]][] => [
+        ...(k === 'enum' && Array.isArray(v) ? [[`${at}/enum`, v] as [string, unknown[]]] : []),
+        ...enums(v, `${at}/${k}`),
+      ]);
+    };
+    const all = [
+      ...Object.entries(schemas).flatMap(([file, d]) => enums(d, file)),
+      ...enums(doc, 'openapi'),
+    ];
+    expect(all.length).to.be.greaterThan(20);
+    for (const [where, values] of all) {
+      const keys = values.map((v) => JSON.stringify(v));
+      expect(new Set(keys).size, where).to.equal(keys.length);
+    }
   });
 
   it('has every endpoint, each with a unique operationId', () => {

@@ -246,6 +246,16 @@ describe('submission over mutual TLS (protocol §3)', function () {
       await expectRefused(res, 415, 'UNSUPPORTED_MEDIA_TYPE');
     });
 
+    it('a plain JSON envelope: 415 as application/json, 400 MALFORMED as application/jose', async function () {
+      const json = JSON.stringify(sampleEnvelope('evidence.request'));
+      await expectRefused(
+        await submit(t.gw, aSys, json, 'application/json'),
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+      );
+      await expectRefused(await submit(t.gw, aSys, json), 400, 'MALFORMED');
+    });
+
     it('not a compact JWS: 400 MALFORMED', async function () {
       await expectRefused(await submit(t.gw, aSys, 'not-a-jws'), 400, 'MALFORMED');
       await expectRefused(await submit(t.gw, aSys, 'e30.e30.e30.e30'), 400, 'MALFORMED');
@@ -393,7 +403,14 @@ describe('submission over mutual TLS (protocol §3)', function () {
       const env = { ...sampleEnvelope('evidence.request'), extra: 'x' } as unknown as Envelope;
       const p = await expectRefused(await send(env), 422, 'SCHEMA_INVALID');
       expect(p.errors!.length).to.be.greaterThan(0);
-      expect(p.errors![0]!.keyword).to.equal('additionalProperties');
+      expect(p.errors![0]).to.include({ keyword: 'additionalProperties', path: '/extra' });
+      const several = { ...sampleEnvelope('evidence.request'), priority: 'asap', extra: 1 };
+      const r = await expectRefused(
+        await send(several as unknown as Envelope),
+        422,
+        'SCHEMA_INVALID',
+      );
+      expect(r.errors!.map((e) => e.path).sort()).to.deep.equal(['/extra', '/priority']);
       const bodyExtra = sampleEnvelope('evidence.request');
       (bodyExtra.body as Record<string, unknown>)['unexpected'] = 1;
       const q = await expectRefused(await send(bodyExtra), 422, 'SCHEMA_INVALID');
@@ -435,10 +452,19 @@ describe('submission over mutual TLS (protocol §3)', function () {
         403,
         'NOT_PERMITTED',
       );
-      await expectRefused(
+      const unknown = await expectRefused(
+        await send(sampleEnvelope('evidence.request', { to: 'KH-NOWHERE' })),
+        403,
+        'NOT_PERMITTED',
+      );
+      const noAgreement = await expectRefused(
         await send(sampleEnvelope('funds.freeze', { to: C })),
         403,
         'NOT_PERMITTED',
+      );
+      // An unregistered recipient and a missing agreement are told apart in `detail`.
+      expect((unknown as { detail?: string }).detail).not.to.equal(
+        (noAgreement as { detail?: string }).detail,
       );
       const ok = await send(sampleEnvelope('evidence.request', { to: C }));
       expect(ok.status).to.equal(202);

@@ -80,12 +80,40 @@ describe('schema/createSchemaSet', () => {
       });
     }
 
-    it('refuses an unknown top-level member without echoing its name', () => {
+    it('refuses an unknown top-level member, naming the member (not its value)', () => {
       const e = env('evidence.request');
-      e['TESTPERSON'] = 1;
+      e['extra~/member'] = 'TESTPERSON';
       const issues = set.validateEnvelope(e);
-      expect(only(issues)).to.include({ keyword: 'additionalProperties', path: '' });
+      // RFC 6901 §3 escapes: ~ as ~0, / as ~1.
+      expect(only(issues)).to.include({
+        keyword: 'additionalProperties',
+        path: '/extra~0~1member',
+      });
       expect(JSON.stringify(issues)).to.not.include('TESTPERSON');
+    });
+
+    it('reports every failure, up to 20, each with its path; enum failures list the allowed values', () => {
+      const e = env('funds.freeze');
+      e['priority'] = 'asap';
+      e['unexpected'] = true;
+      delete e['caseRef'];
+      at(e, 'body', 'accounts', 0)['iban'] = 'x';
+      const issues = set.validateEnvelope(e)!;
+      const byPath = Object.fromEntries(issues.map((i) => [i.path, i]));
+      expect(byPath['/priority']).to.deep.include({
+        keyword: 'enum',
+        allowedValues: ['routine', 'urgent', 'emergency'],
+      });
+      expect(byPath['/unexpected']?.keyword).to.equal('additionalProperties');
+      expect(byPath['/caseRef']?.keyword).to.equal('required');
+      expect(byPath['/body/accounts/0/iban']?.keyword).to.equal('additionalProperties');
+      expect(issues.some((i) => i.keyword === 'if')).to.equal(false);
+
+      const many = env('evidence.request');
+      for (let i = 0; i < 30; i++) many[`extra${i}`] = i;
+      const capped = set.validateEnvelope(many)!;
+      expect(capped).to.have.length(20);
+      expect(new Set(capped.map((i) => i.path)).size).to.equal(20);
     });
 
     it('refuses a wrong enum value', () => {
@@ -257,7 +285,7 @@ describe('schema/createSchemaSet', () => {
         at(e, 'body')['extra'] = 'x';
         expect(only(set.validateEnvelope(e))).to.include({
           keyword: 'additionalProperties',
-          path: '/body',
+          path: '/body/extra',
         });
       });
     }
@@ -267,7 +295,7 @@ describe('schema/createSchemaSet', () => {
       at(e, 'body', 'items', 0, 'custody', 1)['extra'] = true;
       expect(only(set.validateEnvelope(e))).to.include({
         keyword: 'additionalProperties',
-        path: '/body/items/0/custody/1',
+        path: '/body/items/0/custody/1/extra',
       });
     });
 
