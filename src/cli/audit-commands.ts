@@ -2,7 +2,7 @@ import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { describeFailure, exitCodeFor, summarize, verifyBundleFile } from '../audit/bundle-file.js';
 import type { VerifyOptions } from '../audit/verify.js';
-import { call } from './client.js';
+import { attempt, connect } from './client.js';
 import { CliError, EXIT } from './exit.js';
 
 export function registerAuditCommands(program: Command): void {
@@ -15,7 +15,10 @@ export function registerAuditCommands(program: Command): void {
     .description('download an export bundle (ndjson) with an auditor certificate')
     .requiredOption('--cert <pem>', 'auditor certificate PEM')
     .requiredOption('--key <pem>', 'auditor private key PEM')
-    .option('--url <url>', 'gateway URL', process.env['CASEBRIDGE_URL'] ?? 'https://127.0.0.1:8443')
+    .option(
+      '--url <url>',
+      'gateway URL (default CASEBRIDGE_URL, else CASEBRIDGE_HOST:CASEBRIDGE_PORT)',
+    )
     .option('--ca <pem>', 'CA bundle for the gateway certificate')
     .option('--start <n>', 'first entry index', '0')
     .option('--end <n>', 'end entry index (exclusive); default the latest checkpoint')
@@ -25,30 +28,29 @@ export function registerAuditCommands(program: Command): void {
       async (o: {
         cert: string;
         key: string;
-        url: string;
+        url?: string;
         ca?: string;
         start: string;
         end?: string;
         messages?: boolean;
         out: string;
       }) => {
-        const q = new URLSearchParams({ start: o.start, messages: String(o.messages === true) });
-        if (o.end) q.set('end', o.end);
-        const res = await call(
-          { url: o.url, cert: o.cert, key: o.key, ...(o.ca ? { ca: o.ca } : {}) },
-          'GET',
-          `/v1/audit/export?${q}`,
+        const start = Number(o.start);
+        const end = o.end === undefined ? undefined : Number(o.end);
+        const client = connect(o);
+        const bundle = await attempt(
+          () =>
+            client.exportBundle({
+              start,
+              ...(end === undefined ? {} : { end }),
+              messages: o.messages === true,
+            }),
+          client,
         );
-        if (res.status !== 200) {
-          throw new CliError(
-            EXIT.CHECK_FAILED,
-            `the gateway answered ${res.status}: ${res.body.slice(0, 200)}`,
-          );
-        }
         await new Promise<void>((resolve, reject) => {
           const out = createWriteStream(o.out);
           out.on('error', reject);
-          out.end(res.body, () => resolve());
+          out.end(bundle, () => resolve());
         });
         process.stderr.write(`wrote ${o.out}\n`);
       },

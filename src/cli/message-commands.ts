@@ -1,24 +1,13 @@
-import { createPrivateKey, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import { signMessage } from '../envelope/sign.js';
 import type { Envelope } from '../envelope/types.js';
-import { parsePemChain } from '../pki/pem.js';
 import { parseStrictJson } from '../schema/index.js';
-import { call, type ClientOptions } from './client.js';
+import { ApiError, type CasebridgeClient, type MessageSummary } from '../sdk/index.js';
+import { attempt, connect, defaultUrl, readText, type ConnectionFlags } from './client.js';
 import { CliError, EXIT } from './exit.js';
+import { asJson, messageTable, messageView } from './format.js';
 
-const DEFAULT_URL = 'https://127.0.0.1:8443';
-
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    throw new CliError(EXIT.USAGE, `cannot read ${what} ${path}`);
-  }
-}
-
-function signFile(path: string, certPath: string, keyPath: string, fresh: boolean): string {
+function readEnvelope(path: string, fresh: boolean): Envelope {
   let envelope: Envelope;
   try {
     envelope = parseStrictJson(readText(path, 'envelope')) as Envelope;
@@ -26,56 +15,48 @@ function signFile(path: string, certPath: string, keyPath: string, fresh: boolea
     if (e instanceof CliError) throw e;
     throw new CliError(EXIT.USAGE, `${path} is not valid JSON (${(e as Error).message})`);
   }
-  if (fresh) {
-    envelope = { ...envelope, id: randomUUID(), createdAt: new Date().toISOString() };
-  }
-  let chain;
-  let key;
-  try {
-    chain = parsePemChain(readText(certPath, 'certificate'));
-    key = createPrivateKey(readText(keyPath, 'key'));
-  } catch (e) {
-    if (e instanceof CliError) throw e;
-    throw new CliError(EXIT.USAGE, `cannot load the certificate or key (${(e as Error).message})`);
-  }
-  if (chain.length === 0) throw new CliError(EXIT.USAGE, `${certPath} holds no certificate`);
-  return signMessage(envelope, { key, chain });
+  return fresh ? { ...envelope, id: randomUUID(), createdAt: new Date().toISOString() } : envelope;
 }
 
-interface ConnOpts {
-  url: string;
-  cert: string;
-  key: string;
-  ca?: string;
+function signer(o: { cert: string; key: string }): CasebridgeClient {
+  // Signing needs no gateway; the URL is never contacted.
+  return connect({ ...o, url: defaultUrl() });
 }
 
-function clientOf(o: ConnOpts): ClientOptions {
-  return { url: o.url, cert: o.cert, key: o.key, ...(o.ca ? { ca: o.ca } : {}) };
+interface OutputFlags {
+  json?: boolean;
 }
 
-function print(res: { status: number; body: string }): void {
-  process.stdout.write(res.body.endsWith('\n') ? res.body : res.body + '\n');
-  if (res.status >= 400) {
-    let code = '';
-    try {
-      code = (JSON.parse(res.body) as { code?: string }).code ?? '';
-    } catch {
-      // not problem+json
-    }
-    throw new CliError(EXIT.CHECK_FAILED, `the gateway answered ${res.status} ${code}`.trim());
-  }
+/**
+ * protocol §7: a table or view on a terminal, JSON with --json or when stdout is not
+ * a terminal. CASEBRIDGE_TTY=1 (or 0) overrides the detection, e.g. for snapshots.
+ */
+export function forTerminal(o: OutputFlags, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (o.json === true) return false;
+  if (env['CASEBRIDGE_TTY'] === '1') return true;
+  if (env['CASEBRIDGE_TTY'] === '0') return false;
+  return process.stdout.isTTY === true;
+}
+
+function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 }
 
 function withConnection(cmd: Command): Command {
   return cmd
     .requiredOption('--cert <pem>', 'client certificate (chain) PEM')
     .requiredOption('--key <pem>', 'client private key PEM (PKCS#8)')
-    .option('--url <url>', 'gateway URL', process.env['CASEBRIDGE_URL'] ?? DEFAULT_URL)
+    .option(
+      '--url <url>',
+      'gateway URL (default CASEBRIDGE_URL, else CASEBRIDGE_HOST:CASEBRIDGE_PORT)',
+    )
     .option(
       '--ca <pem>',
       'CA bundle for the gateway certificate (default: CASEBRIDGE_TRUST or certs/trust.pem)',
     );
 }
+
+const PAGE = 200;
 
 export function registerMessageCommands(program: Command): void {
   program
@@ -85,38 +66,110 @@ export function registerMessageCommands(program: Command): void {
     .requiredOption('--key <pem>', 'signer private key PEM (PKCS#8)')
     .option('--fresh', 'give the envelope a new id and createdAt before signing')
     .action((file: string, o: { cert: string; key: string; fresh?: boolean }) => {
-      process.stdout.write(signFile(file, o.cert, o.key, o.fresh === true) + '\n');
+      const client = signer(o);
+      try {
+        out(client.sign(readEnvelope(file, o.fresh === true)));
+      } finally {
+        client.close();
+      }
     });
 
   withConnection(
     program
       .command('submit <file>')
-      .description('sign an envelope (.json) if needed, submit it, print the response')
-      .option('--fresh', 'give a JSON envelope a new id and createdAt before signing'),
-  ).action(async (file: string, o: ConnOpts & { fresh?: boolean }) => {
+      .description(
+        'sign an envelope (.json) if needed, submit it (retrying safely on 429/503/network errors), print the response',
+      )
+      .option('--fresh', 'give a JSON envelope a new id and createdAt before signing')
+      .option('--retries <n>', 'retries after a network error, 429 or 503', '4'),
+  ).action(async (file: string, o: ConnectionFlags & { fresh?: boolean; retries: string }) => {
     const text = readText(file, 'message').trim();
-    const jws = text.startsWith('{') ? signFile(file, o.cert, o.key, o.fresh === true) : text;
-    print(await call(clientOf(o), 'POST', '/v1/messages', { type: 'application/jose', data: jws }));
+    const message = text.startsWith('{') ? readEnvelope(file, o.fresh === true) : text;
+    const client = connect(o);
+    try {
+      const res = await client.submit(message);
+      out(JSON.stringify(res.body));
+    } catch (e) {
+      if (e instanceof ApiError) {
+        out(JSON.stringify(e.problem));
+        throw new CliError(EXIT.CHECK_FAILED, `the gateway answered ${e.status} ${e.code}`);
+      }
+      throw e instanceof Error ? new CliError(EXIT.CHECK_FAILED, e.message) : e;
+    } finally {
+      client.close();
+    }
   });
 
   withConnection(
     program
       .command('inbox')
       .description("list the caller's agency inbox, most urgent first")
-      .option('--status <status>')
-      .option('--type <type>')
-      .option('--limit <n>'),
-  ).action(async (o: ConnOpts & { status?: string; type?: string; limit?: string }) => {
-    const q = new URLSearchParams();
-    if (o.status) q.set('status', o.status);
-    if (o.type) q.set('type', o.type);
-    if (o.limit) q.set('limit', o.limit);
-    print(await call(clientOf(o), 'GET', `/v1/inbox${q.size ? `?${q}` : ''}`));
+      .option('--status <status>', 'only messages in this status')
+      .option('--decision <decision>', 'only messages with this decision')
+      .option('--type <type>', 'only messages of this type')
+      .option(
+        '--priority <priority>',
+        'only messages of this priority (emergency, urgent, routine)',
+      )
+      .option('--limit <n>', `page size (1..${PAGE})`)
+      .option('--cursor <cursor>', 'the nextCursor of a previous page')
+      .option('--all', 'every page, following the cursor')
+      .option('--json', 'print JSON (the default when stdout is not a terminal)'),
+  ).action(
+    async (
+      o: ConnectionFlags &
+        OutputFlags & {
+          status?: string;
+          decision?: string;
+          type?: string;
+          priority?: string;
+          limit?: string;
+          cursor?: string;
+          all?: boolean;
+        },
+    ) => {
+      const q = {
+        ...(o.status ? { status: o.status } : {}),
+        ...(o.decision ? { decision: o.decision } : {}),
+        ...(o.type ? { type: o.type } : {}),
+        ...(o.priority ? { priority: o.priority } : {}),
+        ...(o.cursor ? { cursor: o.cursor } : {}),
+      };
+      const limit = o.limit === undefined ? undefined : Number(o.limit);
+      if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= PAGE))
+        throw new CliError(EXIT.USAGE, `--limit must be an integer from 1 to ${PAGE}`);
+      const client = connect(o);
+      const page = await attempt(async () => {
+        if (o.all !== true) return client.inbox({ ...q, ...(limit ? { limit } : {}) });
+        const items: MessageSummary[] = [];
+        for await (const m of client.inboxAll({ ...q, limit: limit ?? PAGE })) items.push(m);
+        return { items, nextCursor: null };
+      }, client);
+      if (!forTerminal(o)) return out(asJson(page));
+      out(messageTable(page.items));
+      if (page.nextCursor) out(`more: --cursor ${page.nextCursor}  (or --all)`);
+    },
+  );
+
+  withConnection(
+    program
+      .command('get <id>')
+      .description('show one message with its history')
+      .option('--json', 'print JSON (the default when stdout is not a terminal)'),
+  ).action(async (id: string, o: ConnectionFlags & OutputFlags) => {
+    const client = connect(o);
+    const m = await attempt(() => client.get(id), client);
+    out(forTerminal(o) ? messageView(m) : asJson(m));
   });
 
   withConnection(
-    program.command('get <id>').description('show one message with its history'),
-  ).action(async (id: string, o: ConnOpts) => {
-    print(await call(clientOf(o), 'GET', `/v1/messages/${encodeURIComponent(id)}`));
+    program
+      .command('thread <id>')
+      .description('show every message linked to one through inReplyTo, root first')
+      .option('--json', 'print JSON (the default when stdout is not a terminal)'),
+  ).action(async (id: string, o: ConnectionFlags & OutputFlags) => {
+    const client = connect(o);
+    const t = await attempt(() => client.thread(id), client);
+    out(forTerminal(o) ? messageTable(t.items, { thread: true }) : asJson(t));
   });
 }
