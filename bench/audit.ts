@@ -103,7 +103,7 @@ export async function benchAuditVerify(opts: { entries: number }): Promise<Recor
             const m = store.getMessage(id)!;
             return {
               id,
-              jws: m.jws,
+              jws: m.jws!,
               receipt: (JSON.parse(m.response) as { receipt: string }).receipt,
             };
           }),

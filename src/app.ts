@@ -31,6 +31,7 @@ import { Metrics } from './ops/metrics.js';
 import { parsePemChain } from './pki/pem.js';
 import { TrustStore } from './pki/trust-store.js';
 import { loadRegistry, type Registry } from './registry/index.js';
+import { openVault, Shredder, type MessageVault } from './retention/index.js';
 import { EventHub } from './review/events.js';
 import type { DecideDeps } from './review/index.js';
 import { ReviewSweeper } from './review/sweeper.js';
@@ -60,6 +61,8 @@ export interface Gateway {
   readonly store: SqliteStore;
   readonly transport: Transport;
   readonly checkpointer: Checkpointer;
+  /** Destroys message content past CASEBRIDGE_RETENTION_DAYS; undefined keeps it forever. */
+  readonly shredder: Shredder | undefined;
   readonly metrics: Metrics;
   readonly https: HttpsServer;
   readonly admin: Server;
@@ -153,6 +156,17 @@ function loadTrust(config: Config, registry: Registry): TrustStore {
   }
 }
 
+/** Every stored message must still open: a lost key directory stops the start. */
+function checkVault(store: SqliteStore, vault: MessageVault, config: Config): void {
+  const missing = store.liveEpochs().filter((e) => !vault.hasKey(e));
+  if (missing.length > 0) {
+    throw new ConfigError(
+      'CASEBRIDGE_KEY_DIR',
+      `${config.keyDir} has no key for epoch ${missing.join(', ')}, which stored messages need`,
+    );
+  }
+}
+
 /** Codes of a listen that the operator's configuration must fix. */
 const LISTEN_CONFIG_ERRORS = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL']);
 
@@ -203,6 +217,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const registry = loadRegistry(registryText, SCHEMA_DIR);
   for (const [variable, ids] of [
     ['CASEBRIDGE_EXPORT_GRANT', config.exportGrant],
+    ['CASEBRIDGE_AUDIT_GRANT', config.auditGrant],
     ['CASEBRIDGE_EXTERNAL_INBOXES', config.externalInboxes],
   ] as const) {
     const unknown = ids.find((id) => !registry.hasAgency(id));
@@ -219,7 +234,30 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     role: 'gateway',
     subject: certificateSubject(gateway.chain[0]!),
   };
-  const store = new SqliteStore({ dataDir: config.dataDir, now, gatewayActor });
+  const vault = openVault(config.dataKey, config.keyDir);
+  const store = new SqliteStore({ dataDir: config.dataDir, now, gatewayActor, vault });
+  try {
+    checkVault(store, vault, config);
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+  const shredder =
+    config.retentionDays === undefined
+      ? undefined
+      : new Shredder({
+          store,
+          keys: vault.keys,
+          retentionDays: config.retentionDays,
+          actor: gatewayActor,
+          now,
+          onShredded: (epoch, outcome) =>
+            logger.info('message content shredded', { epoch, ...outcome }),
+          onError: (e) =>
+            logger.error('retention pass failed', {
+              error: e instanceof Error ? e.name : typeof e,
+            }),
+        });
   const events = new EventHub({
     maxPerPrincipal: MAX_STREAMS_PER_PRINCIPAL,
     maxTotal: MAX_STREAMS,
@@ -332,6 +370,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     undo.push(() => checkpointer.stop());
     sweeper.start();
     undo.push(() => sweeper.stop());
+    shredder?.start();
+    undo.push(() => shredder?.stop());
     const clock = watchClock(store, metrics, logger, gatewayActor);
     undo.push(() => clock.stop());
 
@@ -391,6 +431,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       store,
       transport,
       checkpointer,
+      shredder,
       sweeper,
       metrics,
       https,
@@ -406,6 +447,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       },
       close: () => {
         clock.stop();
+        shredder?.stop();
         events.closeAll();
         return shutDown(
           { https, admin, checkpointer, sweeper, transport, store, logger },

@@ -23,6 +23,7 @@ const EVENTS: Record<AuditEvent, true> = {
   'message.claim-lapsed': true,
   'message.decided': true,
   'message.dead-lettered': true,
+  'message.shredded': true,
   'pki.crl-loaded': true,
   'registry.loaded': true,
   'gateway.started': true,

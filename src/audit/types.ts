@@ -10,6 +10,7 @@ export type AuditEvent =
   | 'message.claim-lapsed'
   | 'message.decided'
   | 'message.dead-lettered'
+  | 'message.shredded'
   | 'pki.crl-loaded'
   | 'registry.loaded'
   | 'gateway.started'

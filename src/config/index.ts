@@ -24,6 +24,14 @@ export interface Config {
   deliveryLimit: number;
   /** Agencies whose auditors may export message JWS (`/v1/audit/export?messages=true`). */
   exportGrant: string[];
+  /** Agencies whose auditors see the metadata of every audit entry, not only their own. */
+  auditGrant: string[];
+  /** The data key file: wraps the epoch keys of message bytes at rest. */
+  dataKey: string;
+  /** Where the epoch keys live; never inside the database. */
+  keyDir: string;
+  /** Days a message's content is kept after acceptance; undefined keeps it forever. */
+  retentionDays: number | undefined;
   /** Agencies that read their RabbitMQ inbox queue themselves; the gateway does not consume it. */
   externalInboxes: string[];
   /** protocol §5.5: a claim lapses after this many seconds. */
@@ -91,6 +99,12 @@ function agencyList(env: Env, name: string): string[] {
   return ids;
 }
 
+function optionalInt(env: Env, name: string, min: number, max: number): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  return int(env, name, 0, min, max);
+}
+
 /** Reads and validates the environment; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
   const logLevel = str(env, 'CASEBRIDGE_LOG_LEVEL', 'info');
@@ -104,10 +118,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     : existsSync(defaultCrl) && !env['CASEBRIDGE_TRUST']
       ? defaultCrl
       : undefined;
+  const dataDir = resolve(cwd, str(env, 'CASEBRIDGE_DATA_DIR', './data'));
   return {
     host,
     port: int(env, 'CASEBRIDGE_PORT', 8443, 0, 65535),
-    dataDir: resolve(cwd, str(env, 'CASEBRIDGE_DATA_DIR', './data')),
+    dataDir,
     tlsCert: file(env, 'CASEBRIDGE_TLS_CERT', `${DEV_PKI_DIR}/gateway/gateway.crt.pem`, cwd),
     tlsKey: file(env, 'CASEBRIDGE_TLS_KEY', `${DEV_PKI_DIR}/gateway/gateway.key.pem`, cwd),
     trust: file(env, 'CASEBRIDGE_TRUST', `${DEV_PKI_DIR}/trust.pem`, cwd),
@@ -122,6 +137,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     checkpointIntervalMs: int(env, 'CASEBRIDGE_CHECKPOINT_MS', 500, 50, 1000),
     deliveryLimit: int(env, 'CASEBRIDGE_DELIVERY_LIMIT', 5, 1, 1000),
     exportGrant: agencyList(env, 'CASEBRIDGE_EXPORT_GRANT'),
+    auditGrant: agencyList(env, 'CASEBRIDGE_AUDIT_GRANT'),
+    dataKey: file(env, 'CASEBRIDGE_DATA_KEY', `${DEV_PKI_DIR}/data/data.key.pem`, cwd),
+    keyDir: resolve(cwd, str(env, 'CASEBRIDGE_KEY_DIR', resolve(dataDir, 'keys'))),
+    retentionDays: optionalInt(env, 'CASEBRIDGE_RETENTION_DAYS', 1, 36500),
     externalInboxes: agencyList(env, 'CASEBRIDGE_EXTERNAL_INBOXES'),
     claimTtlS: int(env, 'CASEBRIDGE_CLAIM_TTL_S', 1800, 1, 7 * 86400),
     eventsHeartbeatS: int(env, 'CASEBRIDGE_EVENTS_HEARTBEAT_S', 15, 1, 300),

@@ -3,6 +3,7 @@ import { Router, type Request, type Response } from 'express';
 import { exportBundle, type BundleMessage } from '../audit/export.js';
 import { consistencyProof, inclusionProof } from '../audit/merkle.js';
 import { CasebridgeError } from '../errors.js';
+import { exportableTo } from '../messages/visibility.js';
 import { principalOf, requireRole } from './auth.js';
 import type { HttpContext } from './context.js';
 import { optEnum, optInt, reqInt } from './params.js';
@@ -133,12 +134,13 @@ export function auditRoutes(ctx: HttpContext): Router {
         vkey: ctx.log.vkey,
         gatewayChain: ctx.gateway.chain.map((c) => c.toString()),
         trustAnchors: ctx.trustAnchors().map((c) => c.toString()),
-        // Even with the grant, an auditor sees only its own agency's messages (protocol §1.4).
+        // Even with the grant, an auditor sees only its own agency's messages (protocol §1.4),
+        // and never an H3 or shredded one (protocol §2.2).
         messagesFor: (ids) => {
           const out: BundleMessage[] = [];
           for (const id of ids) {
             const m = ctx.store.getMessage(id);
-            if (!m || (m.from !== auditor.agency && m.to !== auditor.agency)) continue;
+            if (!m || !exportableTo(m, auditor.agency)) continue;
             const { receipt } = JSON.parse(m.response) as { receipt: string };
             out.push({ id: m.id, jws: m.jws, receipt });
           }

@@ -43,7 +43,7 @@ export function summary(ctx: HttpContext, m: MessageRecord) {
     deadline: view.deadline,
     overdue: view.overdue,
     dueSoon: view.dueSoon,
-    caseRef: m.envelope.caseRef,
+    caseRef: m.caseRef,
     inReplyTo: m.inReplyTo,
     createdAt: m.createdAt,
     acceptedAt: m.acceptedAt,
@@ -52,6 +52,7 @@ export function summary(ctx: HttpContext, m: MessageRecord) {
     claim: view.claim,
     digest: m.digest,
     logIndex: m.logIndex,
+    content: m.jws === null ? 'shredded' : 'available',
   };
 }
 
@@ -135,8 +136,10 @@ export function messageRoutes(ctx: HttpContext): Router {
     const view = reviewFields(ctx, m);
     res.json({
       id: m.id,
-      envelope: m.envelope,
-      jws: m.jws,
+      // Past the retention period the content is gone; the record and its proofs stay.
+      ...(m.jws === null
+        ? { content: 'shredded', shreddedAt: m.shreddedAt }
+        : { content: 'available', envelope: m.envelope, jws: m.jws }),
       digest: m.digest,
       logIndex: m.logIndex,
       status: view.status,

@@ -5,6 +5,7 @@
  * `writeDevPki` puts them on disk. All names are synthetic.
  */
 import { generateKeyPairSync } from 'node:crypto';
+import { dataKeyPem } from '../retention/keys.js';
 import { createCrl } from './crl.js';
 import {
   createIntermediateCa,
@@ -142,6 +143,19 @@ export function generateDevPki(options: DevPkiOptions = {}): DevPkiFiles {
   });
   files['gateway/gateway.crt.pem'] = gateway.chainPem;
   files['gateway/gateway.key.pem'] = gateway.keyPem;
+  // The gateway operator's own auditor (O = gateway id): sees every entry's metadata.
+  const operator = issueCertificate({
+    caCert: cnRoot.certPem,
+    caKey: cnRoot.keyPem,
+    agency: gatewayId,
+    role: 'auditor',
+    name: `Auditor 01 ${gatewayId}`,
+    ...leafValidity,
+  });
+  files['operator/auditor.crt.pem'] = operator.chainPem;
+  files['operator/auditor.key.pem'] = operator.keyPem;
+  // Wraps the epoch keys of message bytes at rest (CASEBRIDGE_DATA_KEY).
+  files['data/data.key.pem'] = dataKeyPem();
 
   const log = generateKeyPairSync('ed25519');
   files['log/log.key.pem'] = log.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();

@@ -207,15 +207,26 @@ export class TrustStore {
     this.checkRevocation(path);
     if (result.failure) throw new PkiError(result.failure.kind, result.failure.detail);
     const f = result.fields!;
-    if (this.gatewayId !== undefined && (f.role === 'gateway') !== (f.agency === this.gatewayId)) {
-      throw new PkiError('bad-subject', 'OU=gateway goes with O=<gateway id> and only with it');
+    // O=<gateway id> is the operator: its gateway certificate and its auditors (protocol §1.1).
+    const operatorRole = f.role === 'gateway' || f.role === 'auditor';
+    if (
+      this.gatewayId !== undefined &&
+      (f.role === 'gateway'
+        ? f.agency !== this.gatewayId
+        : f.agency === this.gatewayId && !operatorRole)
+    ) {
+      throw new PkiError(
+        'bad-subject',
+        'OU=gateway goes with O=<gateway id>, which only gateway and auditor certificates carry',
+      );
     }
     if (f.role === 'gateway' && this.gatewayId === undefined) {
       throw new PkiError('bad-subject', 'gateway certificates are not accepted here');
     }
     if (!this.roles.has(f.role))
       throw new PkiError('bad-subject', `role ${f.role} is not accepted here`);
-    if (f.role !== 'gateway' && this.isKnownOrg && !this.isKnownOrg(f.agency)) {
+    const operator = this.gatewayId !== undefined && f.agency === this.gatewayId;
+    if (!operator && this.isKnownOrg && !this.isKnownOrg(f.agency)) {
       throw new PkiError('bad-subject', 'Subject O is not a registered agency');
     }
     return {

@@ -56,7 +56,7 @@ export async function decide(
     from: original.to,
     to: original.from,
     createdAt: now.toISOString(),
-    caseRef: original.envelope.caseRef,
+    caseRef: original.caseRef,
     inReplyTo: original.id,
     priority: original.priority,
     body: {

@@ -2,7 +2,7 @@
  * The embedded store's schema. Audit tables refuse UPDATE and DELETE in the
  * database itself (defence in depth: the application never issues them).
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -51,12 +51,20 @@ CREATE INDEX IF NOT EXISTS messages_open_deadlines ON messages (deadline_key)
   WHERE status <> 'decided' AND overdue_noted = 0;
 
 -- The bytes of a message, written once: status changes rewrite only the small row above.
+-- The JWS is sealed under a key of its own, wrapped under the key of its epoch (a UTC
+-- day) that lives outside the database (src/retention). Past the retention period the
+-- sealed bytes and the wrapped key are erased and shredded_at is set; the rest stays.
 -- The envelope is the JWS payload and is not stored twice.
 CREATE TABLE IF NOT EXISTS message_bodies (
-  seq      INTEGER PRIMARY KEY,
-  jws      TEXT NOT NULL,
-  response TEXT NOT NULL
+  seq         INTEGER PRIMARY KEY,
+  sealed      BLOB,
+  wrapped_key BLOB,
+  epoch       TEXT,
+  handling    TEXT NOT NULL,
+  response    TEXT NOT NULL,
+  shredded_at TEXT
 );
+CREATE INDEX IF NOT EXISTS message_bodies_epoch ON message_bodies (epoch) WHERE sealed IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS message_history (
   message_id     TEXT NOT NULL,
@@ -158,4 +166,21 @@ UPDATE message_history SET event = 'released'
     WHERE h.message_id = message_history.message_id AND h.n < message_history.n
       AND h.status = 'claimed');
 UPDATE message_history SET event = status WHERE event = '';
+`;
+
+/**
+ * Version 2 → 3: the plaintext JWS column goes; the store re-inserts every body
+ * sealed (src/retention). With secure_delete on, the old pages are zeroed.
+ */
+export const MIGRATE_2_TO_3 = `
+DROP TABLE message_bodies;
+CREATE TABLE message_bodies (
+  seq         INTEGER PRIMARY KEY,
+  sealed      BLOB,
+  wrapped_key BLOB,
+  epoch       TEXT,
+  handling    TEXT NOT NULL,
+  response    TEXT NOT NULL,
+  shredded_at TEXT
+);
 `;

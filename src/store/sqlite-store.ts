@@ -15,7 +15,10 @@ import {
   type ReviewState,
   type Transition,
 } from '../review/lifecycle.js';
-import { MIGRATE_1_TO_2, SCHEMA_SQL, SCHEMA_VERSION } from './schema.sql.js';
+import { handlingOf, type HandlingCode } from '../messages/handling.js';
+import { epochOf } from '../retention/keys.js';
+import { localVault, type MessageVault, type SealedMessage } from '../retention/vault.js';
+import { MIGRATE_1_TO_2, MIGRATE_2_TO_3, SCHEMA_SQL, SCHEMA_VERSION } from './schema.sql.js';
 import {
   StoreUnavailableError,
   storeFailureOf,
@@ -65,6 +68,8 @@ export interface SqliteStoreOptions {
   maxBatch?: number;
   /** Free bytes the data directory must have at open; less is a full disk. Default 1 MiB. */
   minFreeBytes?: number;
+  /** Seals message bytes at rest; default: `localVault(dataDir)` (tests and tools only). */
+  vault?: MessageVault;
 }
 
 /** How often a store that failed to write tries a small write to see whether it can again. */
@@ -100,26 +105,34 @@ interface MessageRow {
   overdue_noted: number;
 }
 
-interface FullRow extends MessageRow {
-  jws: string;
+/** The sealed bytes of a message, or nulls once shredded. */
+interface SealedColumns {
+  sealed: Buffer | null;
+  wrapped_key: Buffer | null;
+  epoch: string | null;
+}
+
+interface FullRow extends MessageRow, SealedColumns {
+  handling: string;
   response: string;
+  shredded_at: string | null;
 }
 
 /** Columns of a message with its body. */
-const FULL = 'm.*, b.jws, b.response FROM messages m JOIN message_bodies b ON b.seq = m.seq';
+const FULL = `m.*, b.sealed, b.wrapped_key, b.epoch, b.handling, b.response, b.shredded_at
+  FROM messages m JOIN message_bodies b ON b.seq = m.seq`;
 
 const OUTBOX_RESCAN_MS = 5000;
 /** The longest a row waits for its next attempt: the transport's backoff cap (30 s). */
 const OUTBOX_MAX_DELAY_MS = 30_000;
-const OUTBOX_COLUMNS = `o.seq, o.message_id, o.attempts, b.jws, m.digest, m.log_index, m.from_agency,
-  m.to_agency, m.type, m.accepted_at`;
+const OUTBOX_COLUMNS = `o.seq, o.message_id, o.attempts, b.sealed, b.wrapped_key, b.epoch, m.digest,
+  m.log_index, m.from_agency, m.to_agency, m.type, m.accepted_at`;
 const OUTBOX_FROM = `outbox o JOIN messages m ON m.id = o.message_id JOIN message_bodies b ON b.seq = m.seq`;
 
-interface OutboxRow {
+interface OutboxRow extends SealedColumns {
   seq: number;
   message_id: string;
   attempts: number;
-  jws: string;
   digest: string;
   log_index: number;
   from_agency: string;
@@ -128,10 +141,10 @@ interface OutboxRow {
   accepted_at: string;
 }
 
-function toOutboxItem(r: OutboxRow): OutboxItem {
+function toOutboxItem(r: OutboxRow, jws: string): OutboxItem {
   return {
     messageId: r.message_id,
-    jws: r.jws,
+    jws,
     digest: r.digest,
     logIndex: r.log_index,
     from: r.from_agency,
@@ -165,6 +178,7 @@ export class SqliteStore implements Store {
   private readonly now: () => Date;
   private readonly gatewayActor: AuditActor | undefined;
   private readonly maxBatch: number;
+  private readonly vault: MessageVault;
   private size: number;
   private pending: PendingWrite[] = [];
   private readonly runBatch: (batch: PendingWrite[]) => unknown[];
@@ -209,6 +223,9 @@ export class SqliteStore implements Store {
       // FULL: a commit is on disk before the 202 leaves (protocol §3).
       this.db.pragma('synchronous = FULL');
       this.db.pragma('foreign_keys = ON');
+      // Removed and rewritten rows are overwritten with zeros, not left in free pages.
+      this.db.pragma('secure_delete = ON');
+      this.vault = opts.vault ?? localVault(opts.dataDir);
       this.ensureSchema();
       this.probe = this.db.prepare(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -274,12 +291,38 @@ export class SqliteStore implements Store {
     }
     db.transaction(() => {
       if (version < 2) this.migrate1to2();
+      if (version < 3) this.migrate2to3();
       db.exec(SCHEMA_SQL);
       db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(
         'schema_version',
         String(SCHEMA_VERSION),
       );
     })();
+  }
+
+  /** Version 2 → 3: message bytes sealed at rest, under the epoch of their acceptance day. */
+  private migrate2to3(): void {
+    const rows = this.db
+      .prepare(
+        `SELECT m.seq, m.id, m.accepted_at, b.jws, b.response FROM messages m
+         JOIN message_bodies b ON b.seq = m.seq`,
+      )
+      .all() as { seq: number; id: string; accepted_at: string; jws: string; response: string }[];
+    this.db.exec(MIGRATE_2_TO_3);
+    const insert = this.db.prepare(`INSERT INTO message_bodies
+      (seq, sealed, wrapped_key, epoch, handling, response) VALUES (?, ?, ?, ?, ?, ?)`);
+    for (const r of rows) {
+      const sealed = this.vault.seal(r.id, r.jws, new Date(r.accepted_at));
+      const env = envelopeOf(r.jws);
+      insert.run(
+        r.seq,
+        sealed.sealed,
+        sealed.wrappedKey,
+        sealed.epoch,
+        handlingOf(env),
+        r.response,
+      );
+    }
   }
 
   private migrate1to2(): void {
@@ -323,7 +366,20 @@ export class SqliteStore implements Store {
         VALUES (@id, @digest, @envelopeDigest, @caseRef, @type, @from, @to, @priority, @rank,
          @respondBy, @deadline, @deadlineKey, @dueSoonKey, @inReplyTo, @createdAt, @acceptedAt,
          @logIndex, 'accepted')`),
-      insertBody: db.prepare('INSERT INTO message_bodies (seq, jws, response) VALUES (?, ?, ?)'),
+      insertBody:
+        db.prepare(`INSERT INTO message_bodies (seq, sealed, wrapped_key, epoch, handling, response)
+        VALUES (?, ?, ?, ?, ?, ?)`),
+      liveEpochs: db.prepare(
+        'SELECT DISTINCT epoch FROM message_bodies WHERE sealed IS NOT NULL ORDER BY epoch',
+      ),
+      sealedIn: db.prepare(`SELECT b.seq, m.id, m.digest, m.from_agency, m.to_agency, m.type,
+        b.sealed, b.wrapped_key, b.epoch, o.message_id IS NOT NULL AS pending
+        FROM message_bodies b JOIN messages m ON m.seq = b.seq
+        LEFT JOIN outbox o ON o.message_id = m.id
+        WHERE b.epoch = ? AND b.sealed IS NOT NULL ORDER BY b.seq`),
+      rewrap: db.prepare('UPDATE message_bodies SET wrapped_key = ?, epoch = ? WHERE seq = ?'),
+      shred: db.prepare(`UPDATE message_bodies SET sealed = NULL, wrapped_key = NULL, epoch = NULL,
+        shredded_at = ? WHERE seq = ?`),
       getResponse: db.prepare('SELECT response FROM message_bodies WHERE seq = ?'),
       getRecorded: db.prepare(`SELECT m.digest, m.envelope_digest, b.response
         FROM messages m JOIN message_bodies b ON b.seq = m.seq WHERE m.id = ?`),
@@ -592,7 +648,40 @@ export class SqliteStore implements Store {
 
   getMessage(id: string): MessageRecord | undefined {
     const row = this.stmt.getMessage.get(id) as FullRow | undefined;
-    return row && toRecord(row);
+    return row && this.toRecord(row);
+  }
+
+  /** The JWS of a row, opened; null once shredded. */
+  private openJws(id: string, r: SealedColumns): string | null {
+    if (r.sealed === null || r.wrapped_key === null || r.epoch === null) return null;
+    return this.vault.open(id, { sealed: r.sealed, wrappedKey: r.wrapped_key, epoch: r.epoch });
+  }
+
+  private toRecord(r: FullRow): MessageRecord {
+    const jws = this.openJws(r.id, r);
+    return {
+      id: r.id,
+      digest: r.digest,
+      jws,
+      envelope: jws === null ? null : envelopeOf(jws),
+      shreddedAt: r.shredded_at,
+      type: r.type as MessageType,
+      caseRef: r.case_ref,
+      handling: r.handling as HandlingCode,
+      from: r.from_agency,
+      to: r.to_agency,
+      priority: r.priority as Priority,
+      respondBy: r.respond_by,
+      deadline: r.deadline,
+      inReplyTo: r.in_reply_to,
+      createdAt: r.created_at,
+      acceptedAt: r.accepted_at,
+      logIndex: r.log_index,
+      status: r.status as MessageStatus,
+      decision: r.decision as DecisionStatus | null,
+      claim: r.status === 'claimed' ? claimOf(r) : null,
+      response: r.response,
+    };
   }
 
   recorded(id: string): (RecordedMessage & { response: AcceptResponse }) | undefined {
@@ -665,7 +754,15 @@ export class SqliteStore implements Store {
       acceptedAt,
       logIndex: index,
     });
-    this.stmt.insertBody.run(lastInsertRowid, msg.jws, JSON.stringify(response));
+    const sealed = this.vault.seal(env.id, msg.jws, at);
+    this.stmt.insertBody.run(
+      lastInsertRowid,
+      sealed.sealed,
+      sealed.wrappedKey,
+      sealed.epoch,
+      handlingOf(env),
+      JSON.stringify(response),
+    );
     this.addHistory(env.id, 'accepted', 'accepted', null, acceptedAt, msg.actor);
     this.stmt.insertOutbox.run(env.id, this.schedNow());
     return { kind: 'accepted', response };
@@ -771,7 +868,7 @@ export class SqliteStore implements Store {
   }
 
   private record(id: string): MessageRecord {
-    return toRecord(this.stmt.getMessage.get(id) as FullRow);
+    return this.toRecord(this.stmt.getMessage.get(id) as FullRow);
   }
 
   history(id: string): HistoryItem[] {
@@ -826,14 +923,14 @@ export class SqliteStore implements Store {
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
     return {
-      items: page.map(toRecord),
+      items: page.map((r) => this.toRecord(r)),
       nextCursor:
         more && last ? encodeCursor([last.priority_rank, last.deadline_key, last.seq]) : null,
     };
   }
 
   replies(id: string): MessageRecord[] {
-    return (this.stmt.replies.all(id) as FullRow[]).map(toRecord);
+    return (this.stmt.replies.all(id) as FullRow[]).map((r) => this.toRecord(r));
   }
 
   review(id: string, action: ReviewAction, actor: HistoryActor): Promise<ReviewOutcome> {
@@ -909,7 +1006,10 @@ export class SqliteStore implements Store {
       for (const r of rows) {
         if (out.length === limit) return;
         if (advance) this.outboxCursor = Math.max(this.outboxCursor, r.seq);
-        if (!exclude.has(r.message_id)) out.push(toOutboxItem(r));
+        if (!exclude.has(r.message_id)) {
+          // Outbox rows are never shredded (shredEpoch carries them), so the JWS is there.
+          out.push(toOutboxItem(r, this.openJws(r.message_id, r)!));
+        }
       }
     };
     if (this.outboxCursor > 0) {
@@ -972,6 +1072,62 @@ export class SqliteStore implements Store {
       }
       this.transition({ ...row, status: 'queued' }, 'delivered', 'message.delivered', actor);
       return 'delivered';
+    });
+  }
+
+  // ---- retention -----------------------------------------------------------
+
+  liveEpochs(): string[] {
+    return (this.stmt.liveEpochs.all() as { epoch: string }[]).map((r) => r.epoch);
+  }
+
+  shredEpoch(epoch: string, actor: AuditActor): Promise<{ shredded: number; carried: number }> {
+    return this.write(() => {
+      const at = this.now();
+      const rows = this.stmt.sealedIn.all(epoch) as (SealedColumns & {
+        seq: number;
+        id: string;
+        digest: string;
+        from_agency: string;
+        to_agency: string;
+        type: string;
+        pending: number;
+      })[];
+      let shredded = 0;
+      let carried = 0;
+      for (const r of rows) {
+        if (r.pending === 1) {
+          // Not yet handed to the broker: the transport still needs the bytes, and
+          // the retention period starts again in the current epoch.
+          if (epochOf(at) !== epoch) {
+            const s: SealedMessage = { sealed: r.sealed!, wrappedKey: r.wrapped_key!, epoch };
+            const moved = this.vault.rewrap(r.id, s, at);
+            this.stmt.rewrap.run(moved.wrappedKey, moved.epoch, r.seq);
+          }
+          carried++;
+          continue;
+        }
+        this.stmt.shred.run(at.toISOString(), r.seq);
+        this.appendEntry(
+          {
+            event: 'message.shredded',
+            actor,
+            messageId: r.id,
+            digest: r.digest,
+            from: r.from_agency,
+            to: r.to_agency,
+            type: r.type,
+            detail: { epoch },
+          },
+          at,
+        );
+        shredded++;
+      }
+      return { shredded, carried };
+    }).then((outcome) => {
+      // Old page images must not linger in the write-ahead log either.
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+      return outcome;
     });
   }
 
@@ -1060,30 +1216,6 @@ function deadlineKeys(
     deadline,
     deadlineKey: Date.parse(deadline),
     dueSoonKey: dueSoonFrom(createdAt, deadline),
-  };
-}
-
-function toRecord(r: FullRow): MessageRecord {
-  const envelope = envelopeOf(r.jws);
-  return {
-    id: r.id,
-    digest: r.digest,
-    jws: r.jws,
-    envelope,
-    type: r.type as MessageType,
-    from: r.from_agency,
-    to: r.to_agency,
-    priority: r.priority as Priority,
-    respondBy: r.respond_by,
-    deadline: r.deadline,
-    inReplyTo: r.in_reply_to,
-    createdAt: r.created_at,
-    acceptedAt: r.accepted_at,
-    logIndex: r.log_index,
-    status: r.status as MessageStatus,
-    decision: r.decision as DecisionStatus | null,
-    claim: r.status === 'claimed' ? claimOf(r) : null,
-    response: r.response,
   };
 }
 

@@ -8,6 +8,7 @@ import type {
   ReviewEvent,
 } from '../review/lifecycle.js';
 import type { RecordedMessage } from '../messages/replay.js';
+import type { HandlingCode } from '../messages/handling.js';
 
 /** protocol §5.1 lifecycle; the decision is a field of its own. */
 export type MessageStatus = LifecycleStatus;
@@ -33,13 +34,21 @@ export interface HistoryItem {
   by: HistoryActor;
 }
 
-/** A message as the gateway holds it. `jws` is the exact text received. */
+/**
+ * A message as the gateway holds it. `jws` is the exact text received; it and the
+ * envelope are null once the retention period has shredded the content
+ * (`shreddedAt`), while the metadata below stays.
+ */
 export interface MessageRecord {
   id: string;
   digest: string;
-  jws: string;
-  envelope: Envelope;
+  jws: string | null;
+  envelope: Envelope | null;
+  /** When the content was destroyed (docs/operations.md, "Data at rest"). */
+  shreddedAt: string | null;
   type: MessageType;
+  caseRef: string;
+  handling: HandlingCode;
   from: string;
   to: string;
   priority: Priority;
@@ -176,6 +185,18 @@ export interface InboxPort {
   deliver(messageId: string, digest: string, actor: AuditActor): Promise<DeliverOutcome>;
 }
 
+/** What the retention task needs of the store (docs/operations.md, "Data at rest"). */
+export interface RetentionPort {
+  /** Epochs that still hold sealed message content, oldest first. */
+  liveEpochs(): string[];
+  /**
+   * Destroys the content of every message sealed in `epoch`, one `message.shredded`
+   * entry each; a message still waiting in the outbox keeps its content, its key
+   * moving to the current epoch. The epoch key itself is the caller's to destroy.
+   */
+  shredEpoch(epoch: string, actor: AuditActor): Promise<{ shredded: number; carried: number }>;
+}
+
 /** The audit log's storage (protocol §6). */
 export interface AuditStore {
   treeSize(): number;
@@ -199,7 +220,7 @@ export interface ReplayPort {
   recorded(id: string): (RecordedMessage & { response: AcceptResponse }) | undefined;
 }
 
-export interface Store extends OutboxPort, InboxPort, AuditStore, ReplayPort {
+export interface Store extends OutboxPort, InboxPort, AuditStore, ReplayPort, RetentionPort {
   getMessage(id: string): MessageRecord | undefined;
   accept(msg: NewMessage, makeReceipt: ReceiptMaker): Promise<AcceptOutcome>;
   history(id: string): HistoryItem[];

@@ -6,6 +6,7 @@ import type { AcceptResponse, ReceiptMaker, Store } from '../store/types.js';
 import type { Envelope } from '../envelope/types.js';
 import type { AuditActor } from '../audit/types.js';
 import { classifyResubmission, envelopeDigest, messageLocation } from '../messages/replay.js';
+import { replyRefusal } from '../messages/handling.js';
 
 /** The registry questions submission asks (protocol §1.3). */
 export interface AgreementPolicy {
@@ -144,18 +145,20 @@ export async function submitMessage(
   }
 }
 
-/** protocol §2.2: `inReplyTo` names a message between the same two agencies. */
+/**
+ * protocol §2.2: `inReplyTo` names a message between the same two agencies, and an
+ * H2 or H3 message is never the parent of a message to a third agency. Every
+ * refusal is UNKNOWN_REFERENCE; only a party of the parent learns more from `detail`.
+ */
 function checkReference(env: Envelope, store: Store): void {
-  const ref = store.getMessage(env.inReplyTo!);
-  const sameParties =
-    ref !== undefined &&
-    ((ref.from === env.from && ref.to === env.to) || (ref.from === env.to && ref.to === env.from));
-  if (!sameParties) {
-    throw new CasebridgeError(
-      'UNKNOWN_REFERENCE',
-      'inReplyTo names no message between these agencies',
-    );
-  }
+  const refusal = replyRefusal(store.getMessage(env.inReplyTo!), env);
+  if (refusal === undefined) return;
+  throw new CasebridgeError(
+    'UNKNOWN_REFERENCE',
+    refusal === 'third-party-handling'
+      ? 'inReplyTo names an H2 or H3 message, which may not reach a third agency'
+      : 'inReplyTo names no message between these agencies',
+  );
 }
 
 /** protocol §3: a refusal from an authenticated principal becomes an audit entry, content-free. */

@@ -52,6 +52,7 @@ export async function testEnv(extra: Record<string, string> = {}): Promise<Recor
     CASEBRIDGE_CRL: pki.path('crl.pem'),
     CASEBRIDGE_REGISTRY: pki.path('registry.json'),
     CASEBRIDGE_LOG_KEY: pki.path('log/log.key.pem'),
+    CASEBRIDGE_DATA_KEY: pki.path('data/data.key.pem'),
     CASEBRIDGE_CHECKPOINT_MS: '100',
     ...extra,
   };

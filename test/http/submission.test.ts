@@ -167,7 +167,7 @@ describe('submission over mutual TLS (protocol §3)', function () {
       const changed = await send({ ...env, caseRef: 'OTHER-REF' });
       expect(changed.status).to.equal(409);
       expect(changed.json<Problem>().code).to.equal('ID_CONFLICT');
-      expect(t.gw.store.getMessage(env.id)!.envelope.caseRef).to.equal(env.caseRef);
+      expect(t.gw.store.getMessage(env.id)!.envelope!.caseRef).to.equal(env.caseRef);
     });
 
     it('accepts parallel duplicates exactly once', async function () {

@@ -73,6 +73,15 @@ describe('pki/TrustStore', function () {
     expect(failureOf(() => store.verifyChain(agencyAsGateway.chain, new Date()))).to.equal(
       'bad-subject',
     );
+    const systemAsGateway = await issueTestCert({ agency: 'GW-DEMO', role: 'system' });
+    expect(failureOf(() => store.verifyChain(systemAsGateway.chain, new Date()))).to.equal(
+      'bad-subject',
+    );
+  });
+
+  it("accepts the gateway operator's auditor (O = gateway id, OU = auditor)", function () {
+    const op = store.verifyChain(chainOf('operator/auditor.crt.pem'), new Date());
+    expect([op.agency, op.role]).to.deep.equal(['GW-DEMO', 'auditor']);
   });
 
   it('refuses an unknown role in OU: bad-subject', async function () {
