@@ -336,6 +336,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     logger,
     maxBytes: config.maxBytes,
     exportGrant: new Set(config.exportGrant),
+    disclosure: { operatorId: gateway.id, auditGrant: new Set(config.auditGrant) },
     now,
     listen: { host: config.host, port: config.port },
     schemas: schemas.documents(),

@@ -90,7 +90,12 @@ function describeTrust(t: TrustReport): string {
 
 /** One line for stdout, e.g. `OK 24 entries, …; log key casebridge/GW-DEMO+1a2b3c4d (pinned); …`. */
 export function summarize(report: VerifyReport): string {
-  const counts = `${report.entries} entries, ${report.checkpoints} checkpoints, ${report.messages} messages/receipts`;
+  // Redacted entries: the tree over them is checked, their contents could not be.
+  const hidden =
+    report.redacted > 0
+      ? ` (${report.redacted} as leaf hashes only, checked in the tree alone)`
+      : '';
+  const counts = `${report.entries} entries${hidden}, ${report.checkpoints} checkpoints, ${report.messages} messages/receipts`;
   const f = report.firstFailure;
   const trust = report.trust === undefined ? '' : `; ${describeTrust(report.trust)}`;
   if (f !== undefined) {

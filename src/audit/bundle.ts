@@ -5,6 +5,8 @@
  *   header      {"kind":"casebridge-audit-export","version":1,"origin","vkey",
  *                "gatewayChain":[PEM…],"trustAnchors":[PEM…],"start","end","exportedAt"}
  *   entry       {"kind":"entry","index","leaf":<base64 of the exact entry bytes>}
+ *               or {"kind":"entry","index","leafHash":<base64 of SHA-256(0x00 || bytes)>}
+ *               when the exporting auditor may not read the entry (docs/auditing.md)
  *   message     {"kind":"message","id","jws"}          (optional)
  *   receipt     {"kind":"receipt","id","jws"}          (optional)
  *   checkpoint  {"kind":"checkpoint","text":<signed note>}
@@ -37,11 +39,10 @@ export interface BundleHeader {
   exportedAt: string;
 }
 
-export interface EntryLine {
-  kind: 'entry';
-  index: number;
-  leaf: string;
-}
+export type EntryLine =
+  | { kind: 'entry'; index: number; leaf: string }
+  /** A redacted entry: its RFC 6962 leaf hash only, enough for the tree and proofs. */
+  | { kind: 'entry'; index: number; leafHash: string };
 
 export interface CheckpointLine {
   kind: 'checkpoint';

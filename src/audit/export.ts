@@ -7,6 +7,7 @@ import type { Checkpoint } from '../store/types.js';
 import type { StoredEntry } from './types.js';
 import { AuditError } from './errors.js';
 import { parseEntry } from './entry.js';
+import { leafHash } from './merkle.js';
 import {
   BUNDLE_KIND,
   BUNDLE_VERSION,
@@ -43,6 +44,8 @@ export interface ExportSource {
   gatewayChain: readonly string[];
   /** Trust anchors, PEM. */
   trustAnchors: readonly string[];
+  /** Entries the reader may not see: exported as their leaf hash only. Default: none. */
+  redact?(e: StoredEntry): boolean;
   /** The JWS (and receipt) of the given message ids that exist; only called with `messages: true`. */
   messagesFor?(ids: readonly string[]): MaybePromise<BundleMessage[]>;
 }
@@ -122,7 +125,10 @@ export async function* exportBundle(
     const page = await src.store.entries(from, to);
     const accepted: string[] = [];
     for (const e of page) {
-      const line: EntryLine = { kind: 'entry', index: e.index, leaf: e.bytes.toString('base64') };
+      const line: EntryLine =
+        src.redact?.(e) === true
+          ? { kind: 'entry', index: e.index, leafHash: leafHash(e.bytes).toString('base64') }
+          : { kind: 'entry', index: e.index, leaf: e.bytes.toString('base64') };
       yield JSON.stringify(line);
       if (withMessages) {
         const id = acceptedMessageId(e);

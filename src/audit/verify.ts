@@ -114,6 +114,11 @@ export interface VerifyReport {
   ok: boolean;
   /** Entry lines read. */
   entries: number;
+  /**
+   * Of those, entries given as their leaf hash only (not disclosed to the exporting
+   * auditor): they count in the tree and its checkpoints, not in the entry checks.
+   */
+  redacted: number;
   /** Checkpoints whose signature verified. */
   checkpoints: number;
   /** Message and receipt lines read. */
@@ -239,6 +244,7 @@ class BundleVerifier {
   private outOfRangeReported = false;
   private lineNo = 0;
   private messageLines = 0;
+  private redactedLines = 0;
   private validCheckpoints = 0;
   private fatal = false;
   private trust: TrustReport | undefined;
@@ -301,6 +307,7 @@ class BundleVerifier {
     const report: VerifyReport = {
       ok: this.failureCount === 0,
       entries: this.tree.size,
+      redacted: this.redactedLines,
       checkpoints: this.validCheckpoints,
       messages: this.messageLines,
       root: this.tree.root().toString('base64'),
@@ -424,6 +431,7 @@ class BundleVerifier {
   // Entries
 
   private entry(obj: Record<string, unknown>): void {
+    if (obj['leaf'] === undefined && obj['leafHash'] !== undefined) return this.redactedEntry(obj);
     const position = this.tree.size;
     const lineIndex = obj['index'];
     const leaf = typeof obj['leaf'] === 'string' ? decodeLeaf(obj['leaf']) : undefined;
@@ -463,6 +471,34 @@ class BundleVerifier {
     }
     this.checkPosition(position, entry?.index ?? lineIndex);
     if (entry !== undefined) this.checkChain(entry, position);
+  }
+
+  /** An entry the exporter did not disclose: its leaf hash keeps the tree whole. */
+  private redactedEntry(obj: Record<string, unknown>): void {
+    const position = this.tree.size;
+    const lineIndex = obj['index'];
+    const hash = typeof obj['leafHash'] === 'string' ? decodeLeaf(obj['leafHash']) : undefined;
+    if (hash === undefined || hash.length !== 32 || !isIndex(lineIndex)) {
+      this.tree.appendLeafHash(leafHash(Buffer.alloc(0)));
+      this.fail({
+        index: position,
+        reason: 'line-malformed',
+        detail: `line ${this.lineNo}: entry without index or 32-byte leafHash`,
+      });
+      return;
+    }
+    this.redactedLines++;
+    this.tree.appendLeafHash(hash);
+    const end = (this.header as BundleHeader).end;
+    if (position >= end && !this.outOfRangeReported) {
+      this.outOfRangeReported = true;
+      this.fail({
+        index: position,
+        reason: 'entry-out-of-range',
+        detail: `the header says the bundle ends at ${end}`,
+      });
+    }
+    this.checkPosition(position, lineIndex);
   }
 
   /**

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
 import { exportBundle, type BundleMessage } from '../audit/export.js';
-import { consistencyProof, inclusionProof } from '../audit/merkle.js';
+import { mayReadStored } from '../audit/disclosure.js';
+import { consistencyProof, inclusionProof, leafHash } from '../audit/merkle.js';
 import { CasebridgeError } from '../errors.js';
 import { exportableTo } from '../messages/visibility.js';
 import { principalOf, requireRole } from './auth.js';
@@ -62,7 +63,7 @@ export function auditRoutes(ctx: HttpContext): Router {
   });
 
   r.get('/v1/audit/entries', (req: Request, res: Response) => {
-    requireRole(res, ['auditor'], 'the audit log');
+    const auditor = requireRole(res, ['auditor'], 'the audit log');
     const q = req.query as Record<string, unknown>;
     const size = ctx.store.treeSize();
     const start = optInt(q, 'start', 0, MAX_INDEX) ?? 0;
@@ -76,6 +77,11 @@ export function auditRoutes(ctx: HttpContext): Router {
     res.type('application/x-ndjson');
     const lines: string[] = [];
     for (const e of ctx.store.entries(start, Math.max(start, end))) {
+      if (!mayReadStored(e, auditor.agency, ctx.disclosure)) {
+        // Another pair's traffic: the leaf hash proves its place, and says nothing else.
+        lines.push(`{"index":${e.index},"leafHash":"${leafHash(e.bytes).toString('base64')}"}\n`);
+        continue;
+      }
       lines.push(
         `{"index":${e.index},"leaf":"${e.bytes.toString('base64')}","entry":${e.bytes.toString('utf8')}}\n`,
       );
@@ -134,6 +140,7 @@ export function auditRoutes(ctx: HttpContext): Router {
         vkey: ctx.log.vkey,
         gatewayChain: ctx.gateway.chain.map((c) => c.toString()),
         trustAnchors: ctx.trustAnchors().map((c) => c.toString()),
+        redact: (e) => !mayReadStored(e, auditor.agency, ctx.disclosure),
         // Even with the grant, an auditor sees only its own agency's messages (protocol §1.4),
         // and never an H3 or shredded one (protocol §2.2).
         messagesFor: (ids) => {

@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import type { DisclosurePolicy } from '../audit/disclosure.js';
 import type { SigningIdentity } from '../envelope/sign.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Logger } from '../ops/logger.js';
@@ -34,6 +35,8 @@ export interface HttpContext {
   maxBytes: number;
   /** Agencies whose auditors may export message contents (protocol §6.4 `messages=true`). */
   exportGrant: ReadonlySet<string>;
+  /** Who reads which audit entries' metadata (docs/auditing.md, "Who sees what"). */
+  disclosure: DisclosurePolicy;
   now: () => Date;
   /** The configured listen address, for the OpenAPI `servers` entry (port 0: the bound one). */
   listen: { host: string; port: number };

@@ -1,5 +1,7 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import { seesAllEntries } from '../audit/disclosure.js';
 import { inclusionProof } from '../audit/merkle.js';
+import { isParty } from '../messages/handling.js';
 import { DECISION_STATUSES, MESSAGE_TYPES, PRIORITIES } from '../envelope/types.js';
 import { CasebridgeError } from '../errors.js';
 import type { Principal } from '../pki/types.js';
@@ -164,8 +166,12 @@ export function messageRoutes(ctx: HttpContext): Router {
     const p = principalOf(res);
     const id = messageId(req.params['id']);
     const m = ctx.store.getMessage(id);
-    // Auditors see proofs of every message (no content); agencies only their own.
-    if (!m || (p.role !== 'auditor' && !visibleTo(m, p))) {
+    // Agencies see proofs of their own messages; auditors those whose entries they may read.
+    const auditorMay =
+      p.role === 'auditor' &&
+      m !== undefined &&
+      (seesAllEntries(p.agency, ctx.disclosure) || isParty(m, p.agency));
+    if (!m || (!auditorMay && !visibleTo(m, p))) {
       throw new CasebridgeError('NOT_FOUND', 'no such message');
     }
     const { size, checkpoint } = proofSize(

@@ -349,6 +349,7 @@ function apiSchemas(): Record<string, Json> {
         'claim',
         'digest',
         'logIndex',
+        'content',
       ],
       properties: {
         id: envelopePart('/$defs/uuid'),
@@ -367,7 +368,14 @@ function apiSchemas(): Record<string, Json> {
         claim: nullable(ref('Claim')),
         digest: ref('Sha256'),
         logIndex: { type: 'integer', minimum: 0 },
+        content: ref('ContentState'),
       },
+    },
+    ContentState: {
+      description:
+        '`available`, or `shredded` once the retention period has destroyed the content ' +
+        '(the record, its history and its proofs stay; docs/operations.md).',
+      enum: ['available', 'shredded'],
     },
     MessagePage: {
       type: 'object',
@@ -421,10 +429,11 @@ function apiSchemas(): Record<string, Json> {
     },
     MessageDetail: {
       type: 'object',
+      description:
+        'With `content: available`, `envelope` and `jws`; with `content: shredded`, `shreddedAt` instead.',
       required: [
         'id',
-        'envelope',
-        'jws',
+        'content',
         'digest',
         'logIndex',
         'status',
@@ -437,8 +446,13 @@ function apiSchemas(): Record<string, Json> {
         'receipt',
         'history',
       ],
+      if: { properties: { content: { const: 'available' } } },
+      then: { required: ['envelope', 'jws'] },
+      else: { required: ['shreddedAt'] },
       properties: {
         id: envelopePart('/$defs/uuid'),
+        content: ref('ContentState'),
+        shreddedAt: envelopePart('/$defs/dateTime'),
         envelope: ref(ENVELOPE),
         jws: {
           ...ref('CompactJws'),
@@ -540,10 +554,17 @@ function apiSchemas(): Record<string, Json> {
       },
     },
     AuditEntryLine: {
-      description: 'One line of `GET /v1/audit/entries`.',
+      description:
+        'One line of `GET /v1/audit/entries`: the entry, or only its leaf hash when the ' +
+        'caller may not read its metadata (docs/auditing.md, "Who sees what").',
       type: 'object',
-      required: ['index', 'leaf', 'entry'],
+      oneOf: [{ required: ['index', 'leaf', 'entry'] }, { required: ['index', 'leafHash'] }],
       properties: {
+        leafHash: {
+          type: 'string',
+          contentEncoding: 'base64',
+          description: 'SHA-256(0x00 || entry bytes), RFC 6962 §2.1.',
+        },
         index: { type: 'integer', minimum: 0 },
         leaf: {
           type: 'string',

@@ -188,7 +188,7 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
     expect(got.map((a) => a.status)).to.deep.equal([202, 409]);
     expect(got[1]!.body.code).to.equal('ID_CONFLICT');
     expect(storeCounts(t).messages).to.equal(before + 1);
-    expect(t.gw.store.getMessage(original.id)!.envelope.caseRef).to.equal(original.caseRef);
+    expect(t.gw.store.getMessage(original.id)!.envelope!.caseRef).to.equal(original.caseRef);
   });
 
   it('lets a line reply to an earlier line of the same batch', async function () {
