@@ -297,6 +297,52 @@ describe('retention: crypto-shredding of message content', function () {
       expect(store.getMessage(env.id)?.jws).to.equal(jws);
     });
 
+    it('migrates a version 2 store: plaintext bodies sealed, the old pages zeroed', async function () {
+      const sys = await identity(A, 'system');
+      const env = sampleEnvelope('evidence.request');
+      const jws = signAs(env, sys);
+      // A version 2 store holds message_bodies (seq, jws, response) in plaintext.
+      store = new SqliteStore({ dataDir: dir });
+      const pki = await getTestPki();
+      const gateway = {
+        key: createPrivateKey(pki.files['gateway/gateway.key.pem']!),
+        chain: parsePemChain(pki.files['gateway/gateway.crt.pem']!),
+      };
+      const actor = { agency: A, role: 'system', subject: `sha256:${'a'.repeat(64)}` };
+      const digest = digestOf(jws);
+      await store.accept(
+        { id: env.id, digest, jws, envelope: env, actor },
+        receiptMaker(env, digest, gateway),
+      );
+      store.close();
+      store = undefined;
+      const file = join(dir, 'casebridge.sqlite');
+      const db = new Database(file);
+      const response = (
+        db.prepare('SELECT response FROM message_bodies').get() as { response: string }
+      ).response;
+      db.exec(`DROP TABLE message_bodies;
+        CREATE TABLE message_bodies (seq INTEGER PRIMARY KEY, jws TEXT NOT NULL, response TEXT NOT NULL);`);
+      db.prepare('INSERT INTO message_bodies (seq, jws, response) VALUES (1, ?, ?)').run(
+        jws,
+        response,
+      );
+      db.prepare("UPDATE meta SET value = '2' WHERE key = 'schema_version'").run();
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      db.close();
+      expect(dbBytes(dir).includes(Buffer.from(jws.split('.')[1]!.slice(0, 40)))).to.equal(true);
+
+      store = new SqliteStore({ dataDir: dir });
+      expect(store.getMessage(env.id)?.jws).to.equal(jws);
+      expect(store.getMessage(env.id)?.handling).to.equal(env.handling ?? 'H1');
+      store.close();
+      store = undefined;
+      const check = new Database(file);
+      check.pragma('wal_checkpoint(TRUNCATE)');
+      check.close();
+      expect(dbBytes(dir).includes(Buffer.from(jws.split('.')[1]!.slice(0, 40)))).to.equal(false);
+    });
+
     it('expires an epoch only once its whole day is older than the period', function () {
       const epochs = ['2026-01-01', '2026-01-02'];
       expect(expiredEpochs(epochs, new Date('2026-01-31T23:59:59.999Z'), 30)).to.deep.equal([]);
