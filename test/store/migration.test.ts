@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import Database from 'better-sqlite3';
 import type { Envelope } from '../../src/envelope/types.js';
 import { ConfigError } from '../../src/errors.js';
+import { SCHEMA_VERSION } from '../../src/store/schema.sql.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { sampleEnvelope } from '../fixtures/envelopes.js';
 import { SCHEMA_V1_SQL } from '../fixtures/store-v1.js';
@@ -131,7 +132,7 @@ describe('store: schema migration 1 → 2', function () {
     try {
       expect(
         meta.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get(),
-      ).to.deep.equal({ value: '2' });
+      ).to.deep.equal({ value: String(SCHEMA_VERSION) });
     } finally {
       meta.close();
     }
