@@ -292,7 +292,7 @@ describe('retention: crypto-shredding of message content', function () {
       expect(report).to.deep.include({ epochs: ['2026-03-01'], shredded: 0, carried: 1 });
       expect(keys.list()).to.deep.equal(['2026-04-15']);
       expect(store.liveEpochs()).to.deep.equal(['2026-04-15']);
-      const [item] = store.dueOutbox(10, clock, new Set());
+      const [item] = store.dueOutbox(10, new Set());
       expect(item?.jws).to.equal(jws);
       expect(store.getMessage(env.id)?.jws).to.equal(jws);
     });
