@@ -16,6 +16,7 @@ import {
   type Transition,
 } from '../review/lifecycle.js';
 import { handlingOf, type HandlingCode } from '../messages/handling.js';
+import { envelopeDigest } from '../messages/replay.js';
 import { epochOf } from '../retention/keys.js';
 import { localVault, type MessageVault, type SealedMessage } from '../retention/vault.js';
 import { MIGRATE_1_TO_2, MIGRATE_2_TO_3, SCHEMA_SQL, SCHEMA_VERSION } from './schema.sql.js';
@@ -309,6 +310,13 @@ export class SqliteStore implements Store {
       )
       .all() as { seq: number; id: string; accepted_at: string; jws: string; response: string }[];
     this.db.exec(MIGRATE_2_TO_3);
+    // Stores of version 2 written before the replay digest existed lack its column.
+    const columns = this.db.prepare('PRAGMA table_info(messages)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'envelope_digest')) {
+      this.db.exec("ALTER TABLE messages ADD COLUMN envelope_digest TEXT NOT NULL DEFAULT ''");
+      const setDigest = this.db.prepare('UPDATE messages SET envelope_digest = ? WHERE seq = ?');
+      for (const r of rows) setDigest.run(envelopeDigest(envelopeOf(r.jws)), r.seq);
+    }
     const insert = this.db.prepare(`INSERT INTO message_bodies
       (seq, sealed, wrapped_key, epoch, handling, response) VALUES (?, ?, ?, ?, ?, ?)`);
     for (const r of rows) {

@@ -140,7 +140,13 @@ describe('audit log: who sees which entries (traffic patterns)', function () {
     expect(res.status, res.text).to.equal(200);
     const lines = res.text.trim().split('\n');
     for (const id of ab) expect(res.text).not.to.include(id);
-    const report = await verifyBundle(lines, { checkSignatures: true });
+    const pinned = (await getTestPki()).text('trust.pem');
+    const report = await verifyBundle(lines, {
+      checkSignatures: true,
+      vkey: (await call(t.gw, auditor, 'GET', '/v1/audit/key')).text.trim(),
+      trustAnchors:
+        pinned.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [],
+    });
     expect(report.ok, JSON.stringify(report.firstFailure)).to.equal(true);
     expect(report.redacted).to.be.at.least(ab.length * 3);
 

@@ -4,6 +4,7 @@
  */
 import { expect } from 'chai';
 import { verifyBundle } from '../../src/audit/verify.js';
+import { getTestPki } from '../helpers/pki.js';
 import { sampleEnvelope } from '../fixtures/envelopes.js';
 import {
   call,
@@ -74,7 +75,13 @@ describe('handling codes through the API (protocol §2.2)', function () {
         .filter((e) => e.messageId === ids['H3'])
         .map((e) => e.event);
       expect(events).to.include('message.accepted');
-      const report = await verifyBundle(lines, { checkSignatures: true });
+      const pinned = (await getTestPki()).text('trust.pem');
+      const report = await verifyBundle(lines, {
+        checkSignatures: true,
+        vkey: (await call(t.gw, auditor, 'GET', '/v1/audit/key')).text.trim(),
+        trustAnchors:
+          pinned.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [],
+      });
       expect(report.ok, JSON.stringify(report.firstFailure)).to.equal(true);
     });
   }

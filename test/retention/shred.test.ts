@@ -40,6 +40,7 @@ import { receiptMaker } from '../../src/submission/submit.js';
 import { createPrivateKey } from 'node:crypto';
 import { parsePemChain } from '../../src/pki/pem.js';
 import { digestOf } from '../../src/envelope/jws.js';
+import { envelopeDigest } from '../../src/messages/replay.js';
 import { sampleEnvelope, SAMPLE_PERSONAL_STRINGS } from '../fixtures/envelopes.js';
 import {
   call,
@@ -279,7 +280,7 @@ describe('retention: crypto-shredding of message content', function () {
       };
       const actor = { agency: A, role: 'system', subject: `sha256:${'a'.repeat(64)}` };
       const outcome = await store.accept(
-        { id: env.id, digest, jws, envelope: env, actor },
+        { id: env.id, digest, envelopeDigest: envelopeDigest(env), jws, envelope: env, actor },
         receiptMaker(env, digest, gateway),
       );
       expect(outcome.kind).to.equal('accepted');
@@ -311,7 +312,7 @@ describe('retention: crypto-shredding of message content', function () {
       const actor = { agency: A, role: 'system', subject: `sha256:${'a'.repeat(64)}` };
       const digest = digestOf(jws);
       await store.accept(
-        { id: env.id, digest, jws, envelope: env, actor },
+        { id: env.id, digest, envelopeDigest: envelopeDigest(env), jws, envelope: env, actor },
         receiptMaker(env, digest, gateway),
       );
       store.close();
