@@ -312,6 +312,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     registry,
     gateway: { key: gateway.key, chain: gateway.chain },
     clockSkewMs: config.clockSkewS * 1000,
+    maxAgeMs: config.maxAgeS * 1000,
     onAccepted: () => transport.kick(),
   };
   const review: DecideDeps = {

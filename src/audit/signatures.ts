@@ -12,8 +12,9 @@
  * No CRLs travel in a bundle: revocation is not checked here (see docs/auditing.md).
  */
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { verifyCompactJws } from '../envelope/jws.js';
-import { ALLOWED_ALGS, type AllowedAlg } from '../envelope/types.js';
+import { canonicalBase64 } from '../envelope/decode.js';
+import { signingTimeProblem, verifySigned, type SignedJws } from '../envelope/profile.js';
+import { isCasebridgeError } from '../errors.js';
 
 export type ChainProblem = 'malformed' | 'untrusted' | 'expired' | 'not-yet-valid';
 
@@ -59,70 +60,60 @@ function subjectAttr(subject: string, attr: string): string | undefined {
   return undefined;
 }
 
-const b64urlDecoder = new TextDecoder('utf-8', { fatal: true });
-
-function decodeProtectedHeader(jws: string): Record<string, unknown> | undefined {
-  const dot = jws.indexOf('.');
-  if (dot <= 0) return undefined;
-  try {
-    const header: unknown = JSON.parse(
-      b64urlDecoder.decode(Buffer.from(jws.slice(0, dot), 'base64url')),
-    );
-    return typeof header === 'object' && header !== null && !Array.isArray(header)
-      ? (header as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
+/** Carries a refused chain out of the profile's signer callback. */
+class ChainRefused extends Error {
+  constructor(readonly result: ChainBad) {
+    super(result.detail);
   }
 }
 
 export class SignatureChecker {
   private readonly anchors: X509Certificate[];
   private readonly chains = new Map<string, ChainOk | ChainBad>();
-  private readonly algorithms: AllowedAlg[] = [...ALLOWED_ALGS];
 
   constructor(anchors: readonly X509Certificate[]) {
     this.anchors = [...anchors];
   }
 
   /**
-   * Verifies a compact JWS: `alg` in the protocol's allow-list, the expected `typ`, no
-   * `crit`, no `b64: false`, an `x5c` chain to an anchor valid at `at`, and the
-   * signature by the leaf key.
+   * Verifies a compact JWS with the predicate the gateway accepts by (protocol §2.1,
+   * envelope/profile.ts): strict decoding, header rules, an `x5c` chain to an
+   * anchor whose whole validity contains `at`, and the signature by the leaf key.
    */
   verify(jws: string, typ: string, at: Date): SignedResult {
-    if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/.test(jws)) {
-      return { ok: false, problem: 'malformed', detail: 'not a compact JWS' };
+    let signed: SignedJws<ChainOk>;
+    try {
+      signed = verifySigned(jws, typ, (x5c) => {
+        const chain = this.chain(x5c);
+        if (!chain.ok) throw new ChainRefused(chain);
+        return chain;
+      });
+    } catch (e) {
+      if (e instanceof ChainRefused) return e.result;
+      if (!isCasebridgeError(e)) throw e;
+      const problem =
+        e.code === 'SIGNATURE_INVALID'
+          ? 'signature'
+          : e.code === 'BAD_HEADER'
+            ? 'bad-header'
+            : 'malformed';
+      return { ok: false, problem, detail: e.message };
     }
-    const header = decodeProtectedHeader(jws);
-    if (header === undefined)
-      return { ok: false, problem: 'malformed', detail: 'protected header is not JSON' };
-    if (!(this.algorithms as unknown[]).includes(header['alg']))
-      return { ok: false, problem: 'bad-header', detail: 'alg not allowed' };
-    if (header['typ'] !== typ)
-      return { ok: false, problem: 'bad-header', detail: `typ must be ${typ}` };
-    if (header['crit'] !== undefined || header['b64'] !== undefined) {
-      return { ok: false, problem: 'bad-header', detail: 'crit and b64 are not accepted' };
-    }
-    const chain = this.chain(header['x5c']);
-    if (!chain.ok) return chain;
-    const t = at.getTime();
-    if (Number.isNaN(t))
+    const chain = signed.signer;
+    const late = signingTimeProblem(at.getTime(), chain);
+    if (late === 'invalid')
       return { ok: false, problem: 'malformed', detail: 'no valid signing time' };
-    if (t < chain.notBefore)
+    if (late === 'before-validity')
       return {
         ok: false,
         problem: 'not-yet-valid',
         detail: 'certificate not yet valid at the signing time',
       };
-    if (t > chain.notAfter)
+    if (late !== undefined)
       return { ok: false, problem: 'expired', detail: 'certificate expired at the signing time' };
-    const payload = verifyCompactJws(jws, chain.key, header['alg'] as AllowedAlg);
-    if (payload === undefined)
-      return { ok: false, problem: 'signature', detail: 'signature does not verify' };
     return {
       ok: true,
-      payload,
+      payload: signed.decoded.payloadBytes,
       signer: { key: chain.key, agency: chain.agency, role: chain.role },
     };
   }
@@ -157,7 +148,13 @@ export class SignatureChecker {
   private walkChain(x5c: string[]): ChainOk | ChainBad {
     let certs: X509Certificate[];
     try {
-      certs = x5c.map((b64) => new X509Certificate(Buffer.from(b64, 'base64')));
+      certs = x5c.map((b64) => {
+        const der = canonicalBase64(b64);
+        if (der === undefined) throw new Error('not canonical base64');
+        const cert = new X509Certificate(der);
+        if (!cert.raw.equals(der)) throw new Error('trailing bytes');
+        return cert;
+      });
     } catch {
       return { ok: false, problem: 'malformed', detail: 'x5c holds an unreadable certificate' };
     }

@@ -19,6 +19,7 @@
  * bundle format does not carry. Failures are data (`VerifyFailure`), never thrown.
  */
 import { createHash } from 'node:crypto';
+import { signingTimeOf } from '../envelope/profile.js';
 import { MESSAGE_TYP, RECEIPT_TYP, type ReceiptPayload } from '../envelope/types.js';
 import type { AuditEntry } from './types.js';
 import { BUNDLE_KIND, BUNDLE_VERSION, type BundleHeader } from './bundle.js';
@@ -873,11 +874,10 @@ class BundleVerifier {
 
   private checkMessage(s: SignedLine, acc: AcceptedInfo): void {
     const envelope = unverifiedPayload(s.jws);
-    const createdAt =
-      isObject(envelope) && typeof envelope['createdAt'] === 'string'
-        ? new Date(envelope['createdAt'])
-        : undefined;
-    if (createdAt === undefined || Number.isNaN(createdAt.getTime())) {
+    // The gateway's reading of createdAt (envelope/profile.ts), so both agree on the instant.
+    const t = isObject(envelope) ? signingTimeOf(envelope['createdAt']) : undefined;
+    const createdAt = t === undefined ? undefined : new Date(t);
+    if (createdAt === undefined) {
       this.fail({
         index: acc.index,
         reason: 'message-malformed',

@@ -17,6 +17,8 @@ export interface Config {
   adminPort: number;
   maxBytes: number;
   clockSkewS: number;
+  /** protocol §2.2: oldest `createdAt` accepted, seconds before now. */
+  maxAgeS: number;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   /** How often a checkpoint is signed while the log grows (protocol §6.3: at least every second). */
   checkpointIntervalMs: number;
@@ -133,6 +135,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     adminPort: int(env, 'CASEBRIDGE_ADMIN_PORT', 9464, 0, 65535),
     maxBytes: int(env, 'CASEBRIDGE_MAX_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     clockSkewS: int(env, 'CASEBRIDGE_CLOCK_SKEW_S', 300, 0, 86400),
+    maxAgeS: int(env, 'CASEBRIDGE_MAX_AGE_S', 604800, 60, 10 * 365 * 86400),
     logLevel: logLevel as Config['logLevel'],
     checkpointIntervalMs: int(env, 'CASEBRIDGE_CHECKPOINT_MS', 500, 50, 1000),
     deliveryLimit: int(env, 'CASEBRIDGE_DELIVERY_LIMIT', 5, 1, 1000),

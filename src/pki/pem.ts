@@ -58,7 +58,11 @@ export function chainFromX5c(x5c: unknown, maxLength = 8): X509Certificate[] {
     if (typeof item !== 'string' || item.length % 4 !== 0 || !STD_B64.test(item)) {
       throw new PkiError('malformed', `x5c[${i}] is not base64`);
     }
-    return x509(Buffer.from(item, 'base64'), `x5c[${i}]`);
+    const der = Buffer.from(item, 'base64');
+    // Canonical only (RFC 4648 §3.5): one certificate, one text.
+    if (der.toString('base64') !== item)
+      throw new PkiError('malformed', `x5c[${i}] is not canonical base64`);
+    return x509(der, `x5c[${i}]`);
   });
 }
 

@@ -193,7 +193,11 @@ export class TrustStore {
       throw new PkiError(result.failure.kind, result.failure.detail);
     }
     const t = at.getTime();
+    let notBefore = -Infinity;
+    let notAfter = Infinity;
     for (const [i, c] of path.entries()) {
+      notBefore = Math.max(notBefore, c.info.notBefore.getTime());
+      notAfter = Math.min(notAfter, c.info.notAfter.getTime());
       const what =
         i === 0
           ? 'the certificate'
@@ -235,6 +239,7 @@ export class TrustStore {
       name: f.name,
       subject: result.subject,
       certificate: chain[0]!,
+      validity: { notBefore, notAfter },
     };
   }
 

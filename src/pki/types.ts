@@ -16,6 +16,8 @@ export interface Principal {
   subject: string;
   /** The verified leaf. */
   certificate: X509Certificate;
+  /** Validity of the whole path, anchor included: latest notBefore, earliest notAfter (ms). */
+  validity: { notBefore: number; notAfter: number };
 }
 
 /** Why a certificate chain was refused. Stable, safe to log and to put in an audit `detail`. */

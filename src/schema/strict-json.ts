@@ -148,3 +148,120 @@ export function parseStrictJsonBytes(bytes: Uint8Array): unknown {
   }
   return parseStrictJson(text);
 }
+
+const PLAIN_INTEGER = /^-?(?:0|[1-9]\d*)$/;
+
+/**
+ * JSON Pointers (RFC 6901) of every number in `text` that is not written as a
+ * plain integer: a fraction (`1.0`), an exponent (`1e2`) or `-0`. JSON.parse
+ * forgets the lexical form, and `1.0` and `1` are the same value to it, so a
+ * member the schema types as integer needs this to refuse `1.0` (protocol §2.1).
+ * `text` must already have passed {@link parseStrictJson}.
+ */
+export function nonPlainNumberPointers(text: string): string[] {
+  // Fast pass: most documents have no such number, and then no pointer is built.
+  if (!hasNonPlainNumber(text)) return [];
+  const out: string[] = [];
+  new PointerWalker(text, out).value('');
+  return out;
+}
+
+function isNumberStart(c: number): boolean {
+  return c === 0x2d || (c >= 0x30 && c <= 0x39);
+}
+
+function numberEnd(text: string, i: number): number {
+  let j = i;
+  while (j < text.length && /[-+.eE0-9]/.test(text[j]!)) j++;
+  return j;
+}
+
+function hasNonPlainNumber(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      i = stringEnd(text, i);
+    } else if (isNumberStart(c)) {
+      const j = numberEnd(text, i);
+      const token = text.slice(i, j);
+      if (!PLAIN_INTEGER.test(token) || token === '-0') return true;
+      i = j - 1;
+    }
+  }
+  return false;
+}
+
+/** Index of the closing quote of the string literal opening at `i`. */
+function stringEnd(text: string, i: number): number {
+  let j = i;
+  for (;;) {
+    j = text.indexOf('"', j + 1);
+    if (j < 0) throw malformed(`unterminated string starting at offset ${i}`);
+    let k = j - 1;
+    while (text.charCodeAt(k) === BACKSLASH) k--;
+    if ((j - 1 - k) % 2 === 0) return j;
+  }
+}
+
+/** A walk over an already valid JSON text that knows where it is. */
+class PointerWalker {
+  private i = 0;
+  constructor(
+    private readonly text: string,
+    private readonly out: string[],
+  ) {}
+
+  private skipWs(): void {
+    while (/[ \t\r\n]/.test(this.text[this.i] ?? '')) this.i++;
+  }
+
+  value(pointer: string): void {
+    this.skipWs();
+    const c = this.text.charCodeAt(this.i);
+    if (c === OPEN_BRACE) {
+      this.i++;
+      this.skipWs();
+      if (this.text.charCodeAt(this.i) === CLOSE_BRACE) {
+        this.i++;
+        return;
+      }
+      for (;;) {
+        this.skipWs();
+        const end = stringEnd(this.text, this.i);
+        const name = JSON.parse(this.text.slice(this.i, end + 1)) as string;
+        this.i = end + 1;
+        this.skipWs();
+        this.i++; // ':'
+        this.value(`${pointer}/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`);
+        this.skipWs();
+        if (this.text.charCodeAt(this.i++) === CLOSE_BRACE) return;
+      }
+    }
+    if (c === OPEN_BRACKET) {
+      this.i++;
+      this.skipWs();
+      if (this.text.charCodeAt(this.i) === CLOSE_BRACKET) {
+        this.i++;
+        return;
+      }
+      for (let n = 0; ; n++) {
+        this.value(`${pointer}/${n}`);
+        this.skipWs();
+        if (this.text.charCodeAt(this.i++) === CLOSE_BRACKET) return;
+      }
+    }
+    if (c === QUOTE) {
+      this.i = stringEnd(this.text, this.i) + 1;
+      return;
+    }
+    if (isNumberStart(c)) {
+      const j = numberEnd(this.text, this.i);
+      const token = this.text.slice(this.i, j);
+      if (!PLAIN_INTEGER.test(token) || token === '-0') this.out.push(pointer);
+      this.i = j;
+      return;
+    }
+    // true, false, null
+    while (/[a-z]/.test(this.text[this.i] ?? '')) this.i++;
+  }
+}

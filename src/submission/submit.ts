@@ -1,5 +1,6 @@
 import { verifyMessageJws, type SigningIdentity, type VerifyDeps } from '../envelope/index.js';
 import { signReceipt } from '../envelope/sign.js';
+import { signingTimeDetail, signingTimeOf, signingTimeProblem } from '../envelope/profile.js';
 import { CasebridgeError, type ErrorCode } from '../errors.js';
 import type { Principal } from '../pki/types.js';
 import type { AcceptResponse, ReceiptMaker, Store } from '../store/types.js';
@@ -20,6 +21,8 @@ export interface SubmissionDeps extends VerifyDeps {
   gateway: SigningIdentity;
   /** protocol §2.2 `createdAt` may be at most this far in the future. */
   clockSkewMs: number;
+  /** protocol §2.2 `createdAt` may be at most this far in the past (CASEBRIDGE_MAX_AGE_S). */
+  maxAgeMs: number;
   /** Wakes the transport after a commit. */
   onAccepted?: (messageId: string) => void;
 }
@@ -108,12 +111,13 @@ export async function submitMessage(
       'no agreement between these two agencies covers this message type now',
     );
   }
-  if (Date.parse(env.createdAt) > now.getTime() + deps.clockSkewMs) {
-    throw new CasebridgeError(
-      'STALE',
-      'createdAt is further in the future than the allowed clock skew',
-    );
-  }
+  // protocol §2.2: the signer chain was valid at createdAt too, and createdAt is fresh.
+  const late = signingTimeProblem(signingTimeOf(env.createdAt), signer.validity, {
+    now: now.getTime(),
+    skewMs: deps.clockSkewMs,
+    maxAgeMs: deps.maxAgeMs,
+  });
+  if (late !== undefined) throw new CasebridgeError('STALE', signingTimeDetail(late));
   if (env.inReplyTo !== undefined) checkReference(env, deps.store);
 
   // Idempotency (the last check) is decided inside the acceptance transaction, so
