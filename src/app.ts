@@ -24,6 +24,8 @@ import { certificateSubject } from './envelope/jws.js';
 import { ConfigError } from './errors.js';
 import { createHttpApp, createHttpsServer } from './http/app.js';
 import type { HttpContext } from './http/context.js';
+import type { InFlightLimits } from './http/limits.js';
+import { RateLimiter } from './http/rate.js';
 import { createAdminServer, type Readiness } from './ops/admin.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { ClockWatch } from './ops/clock.js';
@@ -322,6 +324,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     now,
     validateDecision: (v) => schemas.validate(DECISION_SCHEMA_FILE, v),
   };
+  const limits: InFlightLimits = {
+    maxBytes: config.maxBytes,
+    headerTimeoutMs: config.headerTimeoutS * 1000,
+    bodyTimeoutMs: config.bodyTimeoutS * 1000,
+    idleTimeoutMs: config.idleTimeoutS * 1000,
+    maxConnections: config.maxConnections,
+    maxBodies: config.maxBodies,
+  };
   const ctx: HttpContext = {
     store,
     submission,
@@ -336,6 +346,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     metrics,
     logger,
     maxBytes: config.maxBytes,
+    limits,
+    // Monotonic: a stepped wall clock neither refills nor drains the buckets.
+    rateLimiter: new RateLimiter(config.ratePerMin, () => performance.now()),
     exportGrant: new Set(config.exportGrant),
     disclosure: { operatorId: gateway.id, auditGrant: new Set(config.auditGrant) },
     now,
@@ -378,11 +391,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     undo.push(() => clock.stop());
 
     const app = createHttpApp(ctx);
-    const https = createHttpsServer(app, {
-      key: gateway.key.export({ type: 'pkcs8', format: 'pem' }) as string,
-      cert: gateway.certPem,
-      ca: trust.anchorsPem(),
-    });
+    const https = createHttpsServer(
+      app,
+      {
+        key: gateway.key.export({ type: 'pkcs8', format: 'pem' }) as string,
+        cert: gateway.certPem,
+        ca: trust.anchorsPem(),
+      },
+      limits,
+    );
     const readiness = (): Readiness => {
       const t = transport.status();
       const failure = store.writeFailure();

@@ -19,6 +19,18 @@ export interface Config {
   clockSkewS: number;
   /** protocol §2.2: oldest `createdAt` accepted, seconds before now. */
   maxAgeS: number;
+  /** protocol §12: time for the TLS handshake and the request headers. */
+  headerTimeoutS: number;
+  /** protocol §12: time for a whole request body. */
+  bodyTimeoutS: number;
+  /** protocol §12: how long an idle keep-alive connection is kept. */
+  idleTimeoutS: number;
+  /** protocol §12: open connections at most. */
+  maxConnections: number;
+  /** protocol §12: request bodies read at the same time at most. */
+  maxBodies: number;
+  /** protocol §12: submissions per principal per minute. */
+  ratePerMin: number;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   /** How often a checkpoint is signed while the log grows (protocol §6.3: at least every second). */
   checkpointIntervalMs: number;
@@ -136,6 +148,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     maxBytes: int(env, 'CASEBRIDGE_MAX_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     clockSkewS: int(env, 'CASEBRIDGE_CLOCK_SKEW_S', 300, 0, 86400),
     maxAgeS: int(env, 'CASEBRIDGE_MAX_AGE_S', 604800, 60, 10 * 365 * 86400),
+    headerTimeoutS: int(env, 'CASEBRIDGE_HEADER_TIMEOUT_S', 10, 1, 600),
+    bodyTimeoutS: int(env, 'CASEBRIDGE_BODY_TIMEOUT_S', 30, 1, 3600),
+    idleTimeoutS: int(env, 'CASEBRIDGE_IDLE_TIMEOUT_S', 5, 1, 3600),
+    maxConnections: int(env, 'CASEBRIDGE_MAX_CONNECTIONS', 1000, 1, 1_000_000),
+    maxBodies: int(env, 'CASEBRIDGE_MAX_BODIES', 64, 1, 100_000),
+    ratePerMin: int(env, 'CASEBRIDGE_RATE_PER_MIN', 600, 1, 1_000_000),
     logLevel: logLevel as Config['logLevel'],
     checkpointIntervalMs: int(env, 'CASEBRIDGE_CHECKPOINT_MS', 500, 50, 1000),
     deliveryLimit: int(env, 'CASEBRIDGE_DELIVERY_LIMIT', 5, 1, 1000),

@@ -8,8 +8,11 @@ import { eventRoutes } from './events.js';
 import { requireClient } from './auth.js';
 import type { HttpContext } from './context.js';
 import { messageRoutes } from './messages.js';
+import { refusals } from './refusals.js';
 import { buildOpenApi } from './openapi.js';
+import { bodyGuard, boundServer, Slots, type InFlightLimits } from './limits.js';
 import { errorHandler } from './problem.js';
+import { rateLimit } from './rate.js';
 import { reviewRoutes } from './review.js';
 
 export function createHttpApp(ctx: HttpContext): Express {
@@ -43,6 +46,9 @@ export function createHttpApp(ctx: HttpContext): Express {
   // state-changing call may come from another site.
   const csrf = csrfTokens(ctx.gateway.key);
   app.use(crossSiteGuard(csrf));
+  // protocol §12: rate, then the body rules and bounds, before any route reads a body.
+  app.use(rateLimit(ctx.rateLimiter));
+  app.use(bodyGuard(ctx.limits, new Slots(ctx.limits.maxBodies)));
 
   // Built once; with port 0 (tests) the bound port is known only at the first request.
   let openapi: string | undefined;
@@ -62,6 +68,8 @@ export function createHttpApp(ctx: HttpContext): Express {
   app.use((_req: Request, _res: Response, next: NextFunction) => {
     next(new CasebridgeError('NOT_FOUND', 'no such resource'));
   });
+  // Refusals raised before the submission routes (limits.ts) are recorded too.
+  app.use('/v1/messages', refusals(ctx));
   app.use(errorHandler(ctx.logger));
   return app;
 }
@@ -75,11 +83,28 @@ export interface TlsMaterial {
 }
 
 /**
- * protocol §1.2: HTTPS only, TLS 1.2 at least, a client certificate always asked for.
- * The handshake completes without one so the refusal can be problem+json.
+ * RFC 9325 §4.2: TLS 1.2 with ECDHE and AEAD ciphers only (no CBC, no SHA-1 MAC, no
+ * static RSA key exchange); the TLS 1.3 suites are all AEAD.
  */
-export function createHttpsServer(app: Express, tls: TlsMaterial): Server {
-  return createServer(
+export const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/**
+ * protocol §1.2: HTTPS only, TLS 1.2 at least (1.3 preferred), a client certificate
+ * always asked for. The handshake completes without one so the refusal can be
+ * problem+json. protocol §12 bounds on handshake, headers, idle time and connections.
+ */
+export function createHttpsServer(app: Express, tls: TlsMaterial, limits: InFlightLimits): Server {
+  const server = createServer(
     {
       key: tls.key,
       cert: tls.cert,
@@ -87,9 +112,15 @@ export function createHttpsServer(app: Express, tls: TlsMaterial): Server {
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
+      maxVersion: 'TLSv1.3',
+      ciphers: TLS_CIPHERS,
+      honorCipherOrder: true,
+      handshakeTimeout: limits.headerTimeoutMs,
     },
     app,
   );
+  boundServer(server, app, limits);
+  return server;
 }
 
 /** `https://host:port`, an IPv6 literal in brackets (RFC 3986 §3.2.2). */

@@ -5,7 +5,7 @@ import { submitMessage, type SubmitResult } from '../submission/submit.js';
 import { principalOf } from './auth.js';
 import type { HttpContext } from './context.js';
 import { jwsFromBody, recordRefused, refusals, safeDigest } from './refusals.js';
-import { toProblem, type Problem } from './problem.js';
+import { problemLogged, type Problem } from './problem.js';
 
 /** protocol §3.1: at most this many lines in one batch. */
 export const MAX_BATCH_LINES = 1000;
@@ -119,13 +119,13 @@ export function batchRoutes(ctx: HttpContext): Router {
       if (outcome.status === 202) ctx.metrics.accepted.inc({ type: outcome.type });
       return { line: n, status: outcome.status, body: outcome.body };
     }
-    let problem = toProblem(outcome.error, req, ctx.logger);
+    let problem = problemLogged(outcome.error, req, ctx.logger);
     // A full disk (UNAVAILABLE) says nothing about the line: not a refusal.
     if (problem.code !== 'INTERNAL' && problem.code !== 'UNAVAILABLE') {
       try {
         await recordRefused(ctx, client, problem.code, safeDigest(line));
       } catch (e) {
-        problem = toProblem(e, req, ctx.logger);
+        problem = problemLogged(e, req, ctx.logger);
       }
     }
     return { line: n, status: problem.status, body: problem };

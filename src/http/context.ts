@@ -8,6 +8,8 @@ import type { DecideDeps } from '../review/index.js';
 import type { Store } from '../store/types.js';
 import type { SubmissionDeps } from '../submission/submit.js';
 import type { ChainVerifier } from './auth.js';
+import type { InFlightLimits } from './limits.js';
+import type { RateLimiter } from './rate.js';
 import type { X509Certificate } from 'node:crypto';
 
 /** Everything the HTTP layer needs, built once by the composition root. */
@@ -33,6 +35,10 @@ export interface HttpContext {
   metrics: Metrics;
   logger: Logger;
   maxBytes: number;
+  /** protocol §12 bounds in flight. */
+  limits: InFlightLimits;
+  /** protocol §12 submissions per principal. */
+  rateLimiter: RateLimiter;
   /** Agencies whose auditors may export message contents (protocol §6.4 `messages=true`). */
   exportGrant: ReadonlySet<string>;
   /** Who reads which audit entries' metadata (docs/auditing.md, "Who sees what"). */

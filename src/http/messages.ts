@@ -72,7 +72,8 @@ export function findVisible(ctx: HttpContext, id: string, p: Principal): Message
 export function messageRoutes(ctx: HttpContext): Router {
   const r = Router();
 
-  const rawBody = express.raw({ type: () => true, limit: ctx.maxBytes });
+  // inflate: false — compressed bodies are refused before this (limits.ts).
+  const rawBody = express.raw({ type: () => true, limit: ctx.maxBytes, inflate: false });
   r.post(
     '/v1/messages',
     (req: Request, res: Response, next: NextFunction) => {

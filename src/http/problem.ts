@@ -78,40 +78,84 @@ export function sendProblem(res: Response, p: Problem): void {
   if ((p.status === 503 || p.status === 429) && !res.hasHeader('retry-after')) {
     res.setHeader('retry-after', String(DEFAULT_RETRY_AFTER_S));
   }
+  // A body that was refused unread is not drained: the connection ends with the answer.
+  if (!res.req.complete) res.setHeader('connection', 'close');
   if (p.location !== undefined) res.location(p.location);
   res.status(p.status).type('application/problem+json').send(JSON.stringify(p));
 }
 
-/** Maps express/body-parser errors and our own to problem+json; never leaks a stack. */
+/**
+ * The last error handler: maps any error to problem+json, never leaks a stack, and
+ * logs an internal error exactly once (here, and nowhere else).
+ */
 export function errorHandler(logger: Logger) {
-  return (err: unknown, req: Request, res: Response, next: NextFunction): void => {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    const problem = toProblem(err);
+    if (problem.code === 'INTERNAL') logInternal(logger, err, req);
     if (res.headersSent) {
-      next(err);
+      // Too late for a problem: the response is cut, the process carries on.
+      res.destroy();
       return;
     }
     if (err instanceof CasebridgeError && err.retryAfterS !== undefined) {
       res.setHeader('retry-after', String(Math.ceil(err.retryAfterS)));
     }
-    sendProblem(res, toProblem(err, req, logger));
+    sendProblem(res, problem);
   };
 }
 
-export function toProblem(err: unknown, req: Request, logger: Logger): Problem {
-  if (err instanceof CasebridgeError)
-    return problemOf(err.code, err.message, err.errors, err.members);
-  const e = err as { type?: string; status?: number };
-  if (e && e.type === 'entity.too.large')
-    return problemOf('TOO_LARGE', 'the body exceeds the size limit');
-  if (e && (e.type === 'entity.parse.failed' || e.type === 'encoding.unsupported')) {
-    return problemOf('MALFORMED', 'the body could not be read');
-  }
-  if (e && e.type === 'request.aborted') return problemOf('MALFORMED', 'the request was aborted');
+/** toProblem for callers that answer the error themselves: an internal error is logged here, once. */
+export function problemLogged(err: unknown, req: Request, logger: Logger): Problem {
+  const p = toProblem(err);
+  if (p.code === 'INTERNAL') logInternal(logger, err, req);
+  return p;
+}
+
+function logInternal(logger: Logger, err: unknown, req: Request): void {
   logger.error('unhandled error', {
-    route: req.route?.path ?? req.path,
+    route: (req.route as { path?: string } | undefined)?.path ?? 'unmatched',
     method: req.method,
     error: err instanceof Error ? err.name : typeof err,
     // The message of a library error may carry request data; the stack does not.
     stack: err instanceof Error ? err.stack?.split('\n').slice(1, 6).join('\n') : undefined,
   });
+}
+
+/** body-parser / raw-body error types (http-errors `type`), by what the client did wrong. */
+const BODY_ERRORS: Record<string, ErrorCode> = {
+  'entity.too.large': 'TOO_LARGE',
+  'encoding.unsupported': 'UNSUPPORTED_MEDIA_TYPE',
+  'charset.unsupported': 'UNSUPPORTED_MEDIA_TYPE',
+  'entity.parse.failed': 'MALFORMED',
+  'entity.verify.failed': 'MALFORMED',
+  'request.aborted': 'MALFORMED',
+  'request.size.invalid': 'MALFORMED',
+  'stream.encoding.set': 'MALFORMED',
+};
+
+/** By HTTP status, for other client errors a library raised (http-errors with `expose`). */
+const CLIENT_STATUS: Record<number, ErrorCode> = {
+  400: 'MALFORMED',
+  404: 'NOT_FOUND',
+  413: 'TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'RATE_LIMITED',
+  503: 'UNAVAILABLE',
+};
+
+/**
+ * Maps an error to its problem; pure: it never logs (errorHandler and problemLogged
+ * do, once). Unknown errors are INTERNAL. The request and logger arguments of
+ * older callers are ignored.
+ */
+export function toProblem(err: unknown, _req?: Request, _logger?: Logger): Problem {
+  if (err instanceof CasebridgeError)
+    return problemOf(err.code, err.message, err.errors, err.members);
+  const e = (err ?? {}) as { type?: unknown; status?: unknown; expose?: unknown };
+  const byType = typeof e.type === 'string' ? BODY_ERRORS[e.type] : undefined;
+  if (byType !== undefined) return problemOf(byType, 'the request body could not be read');
+  const byStatus =
+    typeof e.status === 'number' && e.expose === true ? CLIENT_STATUS[e.status] : undefined;
+  if (byStatus !== undefined) return problemOf(byStatus, 'the request could not be read');
   return problemOf('INTERNAL', 'an internal error occurred; it has been logged');
 }

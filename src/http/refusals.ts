@@ -64,8 +64,11 @@ export async function recordRefused(
   await recordRefusal(ctx.store, client, code, digest);
 }
 
+const NOT_AUDITED: ReadonlySet<ErrorCode> = new Set(['INTERNAL', 'UNAVAILABLE', 'RATE_LIMITED']);
+
 /**
- * Error middleware of the submission routes: a refusal of an authenticated
+ * Error middleware of the submission routes, mounted in their router and at app
+ * level for refusals raised before the route (body rules, limits in limits.ts): a refusal of an authenticated
  * submitter is recorded, then answered as problem+json. A whole batch refused
  * (size, media type) has no one digest.
  */
@@ -76,9 +79,14 @@ export function refusals(ctx: HttpContext) {
     if (req.method !== 'POST' || !(single || batch) || res.locals['principal'] === undefined) {
       return next(err);
     }
-    const problem = toProblem(err, req, ctx.logger);
-    // A failure or load shedding says nothing about the message: not a refusal.
-    if (problem.code === 'INTERNAL' || problem.code === 'UNAVAILABLE') return next(err);
+    const problem = toProblem(err);
+    // A failure, load shedding or a rate limit says nothing about the message: not a
+    // refusal to audit (and a flood must not grow the append-only log).
+    if (NOT_AUDITED.has(problem.code)) {
+      if (problem.code === 'RATE_LIMITED' || problem.code === 'UNAVAILABLE')
+        ctx.metrics.refused.inc({ code: problem.code });
+      return next(err);
+    }
     const digest = single && Buffer.isBuffer(req.body) ? safeDigest(req.body) : undefined;
     try {
       await recordRefused(ctx, principalOf(res), problem.code, digest);
