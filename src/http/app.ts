@@ -116,6 +116,7 @@ export function createHttpsServer(app: Express, tls: TlsMaterial, limits: InFlig
       ciphers: TLS_CIPHERS,
       honorCipherOrder: true,
       handshakeTimeout: limits.headerTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, limits.headerTimeoutMs),
     },
     app,
   );

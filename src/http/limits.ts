@@ -18,6 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server } from 'node:https';
 import type { NextFunction, Request, Response } from 'express';
 import { CasebridgeError } from '../errors.js';
+import { sendProblem, toProblem } from './problem.js';
 
 export interface InFlightLimits {
   /** protocol §3 message body limit (CASEBRIDGE_MAX_BYTES). */
@@ -133,12 +134,14 @@ export function bodyGuard(limits: InFlightLimits, slots: Slots) {
     };
     // protocol §12: a body that has not arrived in time (a chunked body that never
     // ends, a slow sender) is cut; its slot is free again at once.
+    // Answered here rather than through next(): the route that reads the body is still
+    // running and will see its stream end.
     const timer = setTimeout(() => {
       if (!res.headersSent) {
-        next(unavailable('the request body did not arrive in time'));
+        sendProblem(res, toProblem(unavailable('the request body did not arrive in time')));
       }
       release();
-      req.socket.destroySoon();
+      res.once('finish', () => req.socket.destroySoon());
     }, limits.bodyTimeoutMs);
     timer.unref();
     req.once('end', () => clearTimeout(timer));
@@ -166,8 +169,70 @@ export function boundServer(
   limits: InFlightLimits,
 ): void {
   server.headersTimeout = limits.headerTimeoutMs;
+  // How often Node looks for connections past headersTimeout (its default is 30 s).
   server.requestTimeout = 0;
   server.keepAliveTimeout = limits.idleTimeoutMs;
   server.maxConnections = limits.maxConnections;
   server.on('checkContinue', app);
+}
+
+/**
+ * Reads a whole request body into memory, at most `limit` bytes: past the limit it
+ * fails with TOO_LARGE at once and reads no more (the connection then closes with
+ * the answer), where a parser that drains the body first would wait for a chunked
+ * body to end. No decoding: the exact bytes, as the protocol hashes them.
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        cleanup();
+        req.pause();
+        reject(new CasebridgeError('TOO_LARGE', `the body exceeds the limit of ${limit} bytes`));
+        return;
+      }
+      chunks.push(c);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (e: Error) => {
+      cleanup();
+      reject(new CasebridgeError('MALFORMED', 'the request body could not be read', { cause: e }));
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new CasebridgeError('MALFORMED', 'the request was aborted'));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
+/** Middleware: `req.body` = the raw body (Buffer), at most `limit` bytes. */
+export function rawBody(limit: number) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    readBody(req, limit).then(
+      (body) => {
+        req.body = body;
+        next();
+      },
+      (e: unknown) => {
+        // After a timeout answer the client is gone; nothing more to say.
+        if (!res.headersSent) next(e);
+      },
+    );
+  };
 }

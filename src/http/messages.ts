@@ -1,4 +1,4 @@
-import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import { Router, type NextFunction, type Request, type Response } from 'express';
 import { seesAllEntries } from '../audit/disclosure.js';
 import { inclusionProof } from '../audit/merkle.js';
 import { isParty } from '../messages/handling.js';
@@ -11,6 +11,7 @@ import { submitMessage } from '../submission/submit.js';
 import { principalOf, requireRole } from './auth.js';
 import type { HttpContext } from './context.js';
 import { messageId, optEnum, optInt, optString } from './params.js';
+import { rawBody } from './limits.js';
 import { jwsFromBody, looksLikeJson, refusals, UNSIGNED_HINT } from './refusals.js';
 import { proofSize } from './audit.js';
 
@@ -72,13 +73,12 @@ export function findVisible(ctx: HttpContext, id: string, p: Principal): Message
 export function messageRoutes(ctx: HttpContext): Router {
   const r = Router();
 
-  // inflate: false — compressed bodies are refused before this (limits.ts).
-  const rawBody = express.raw({ type: () => true, limit: ctx.maxBytes, inflate: false });
+  const readJws = rawBody(ctx.maxBytes);
   r.post(
     '/v1/messages',
     (req: Request, res: Response, next: NextFunction) => {
       // protocol §3 check order: size first (the body parser), then the media type.
-      rawBody(req, res, (err?: unknown) => {
+      readJws(req, res, (err?: unknown) => {
         if (err) return next(err);
         if (!req.is('application/jose')) {
           return next(
