@@ -66,6 +66,8 @@ export interface Gateway {
   /** Destroys message content past CASEBRIDGE_RETENTION_DAYS; undefined keeps it forever. */
   readonly shredder: Shredder | undefined;
   readonly metrics: Metrics;
+  /** The trust store (anchors, CRLs, chain caches). */
+  readonly trust: TrustStore;
   readonly https: HttpsServer;
   readonly admin: Server;
   /** `https://host:port` of the API. */
@@ -453,6 +455,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       shredder,
       sweeper,
       metrics,
+      trust,
       https,
       admin,
       url: `https://${config.host}:${apiAddr.port}`,

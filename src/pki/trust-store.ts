@@ -6,10 +6,16 @@
  * Hot path: the signature and structure checks of a presented chain are cached by
  * the chain's DER; validity, revocation and the subject's registration are
  * checked on every call.
+ *
+ * Caches hold nothing of a chain that does not lead to a trust anchor: an
+ * unauthenticated peer may present a fresh, large certificate on every
+ * connection, and must not be able to grow the process. Both caches are bounded
+ * in bytes (`cacheBytes` each).
  */
 import type { X509Certificate } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { addRevoked, verifyCrlSignature, verifyCrls, type ParsedCrl } from './crl.js';
+import { ByteLru } from './byte-lru.js';
 import { PkiError } from './errors.js';
 import { chainFromX5c, parsePemChain } from './pem.js';
 import { ROLES, type ChainFailure, type Principal, type Role } from './types.js';
@@ -17,6 +23,7 @@ import {
   KEY_USAGE,
   OID,
   UNDERSTOOD_EXTENSIONS,
+  certificateNames,
   certificateSubjectId,
   parseCertificate,
   type CertInfo,
@@ -35,8 +42,16 @@ export interface TrustStoreOptions {
   gatewayId?: string;
   /** Longest chain accepted, anchor included. Default 6. */
   maxPathLength?: number;
-  /** Entries of the verified-chain cache. Default 10 000. */
+  /** Entries of each cache at most. Default 10 000. */
   cacheSize?: number;
+  /** Bytes of each cache at most (estimated from certificate sizes). Default 16 MiB. */
+  cacheBytes?: number;
+}
+
+/** What the caches hold now (tests and metrics). */
+export interface CacheStats {
+  paths: { entries: number; bytes: number; maxBytes: number };
+  parsed: { entries: number; bytes: number; maxBytes: number };
 }
 
 export interface CrlSummary {
@@ -78,19 +93,28 @@ interface Revocation {
 
 const DEFAULT_MAX_PATH = 6;
 const DEFAULT_CACHE = 10_000;
+const DEFAULT_CACHE_BYTES = 16 * 1024 * 1024;
+/**
+ * Bytes an X509Certificate costs beyond its DER: OpenSSL's parsed form and the JS
+ * wrapper. Measured roughly (heap and RSS over 10 000 parses); an upper estimate.
+ */
+const CERT_OVERHEAD = 4096;
+const certBytes = (der: Uint8Array): number => 2 * der.length + CERT_OVERHEAD;
 const MAX_LEARNED_INTERMEDIATES = 1_000;
 
 export class TrustStore {
   private readonly anchors: Cert[];
   private readonly anchorFps: Set<string>;
+  /** Anchor subject names (ASCII case folded), for the chain prefilter. */
+  private readonly anchorNames: Set<string>;
   private readonly roles: ReadonlySet<string>;
   private readonly isKnownOrg: ((o: string) => boolean) | undefined;
   private readonly gatewayId: string | undefined;
   private readonly maxPath: number;
-  private readonly cacheSize: number;
-  private readonly cache = new Map<string, PathResult>();
-  /** Parsed certificates by base64 DER (LRU). */
-  private readonly parsedCache = new Map<string, X509Certificate>();
+  /** Path results of chains that reached an anchor, by a hash of the chain's DER. */
+  private readonly cache: ByteLru<string, PathResult>;
+  /** Parsed certificates of chains that reached an anchor, by base64 DER. */
+  private readonly parsedCache: ByteLru<string, X509Certificate>;
   /** Intermediates that have chained to an anchor, by fingerprint256: CRL issuers for later reloads. */
   private readonly intermediates = new Map<string, X509Certificate>();
   private revocation: Revocation;
@@ -109,26 +133,33 @@ export class TrustStore {
         });
     }
     this.anchorFps = new Set(anchors.map((a) => a.fingerprint256));
+    this.anchorNames = new Set(this.anchors.map((a) => nameKey(a.info.subjectDer)));
     this.roles = new Set(options.roles ?? ROLES);
     this.isKnownOrg = options.isKnownOrg;
     this.gatewayId = options.gatewayId;
     this.maxPath = options.maxPathLength ?? DEFAULT_MAX_PATH;
-    this.cacheSize = options.cacheSize ?? DEFAULT_CACHE;
+    const entries = options.cacheSize ?? DEFAULT_CACHE;
+    const bytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.cache = new ByteLru(bytes, entries);
+    this.parsedCache = new ByteLru(bytes, entries);
     this.revocation = this.loadRevocation(options.crlPem ?? '');
   }
 
   /**
    * `chainFromX5c` with parsed certificates reused across calls: constructing an
-   * X509Certificate costs far more than a cached verifyChain. Throws PkiError('malformed').
+   * X509Certificate costs far more than a cached verifyChain. Only certificates of
+   * chains that reached an anchor are reused (see verifyChain). Throws PkiError('malformed').
    */
   chainFromX5c(x5c: unknown): X509Certificate[] {
     if (Array.isArray(x5c) && x5c.length > 0 && x5c.length <= this.maxPath) {
-      const hits = x5c.map((b64) => (typeof b64 === 'string' ? this.lookupParsed(b64) : undefined));
+      const hits = x5c.map((b64) =>
+        typeof b64 === 'string' ? this.parsedCache.get(b64) : undefined,
+      );
       if (hits.every((c) => c !== undefined)) return hits as X509Certificate[];
+      if (x5c.every((b) => typeof b === 'string'))
+        this.refuseUnreachable((x5c as string[]).map((b) => Buffer.from(b, 'base64')));
     }
-    const chain = chainFromX5c(x5c, this.maxPath);
-    chain.forEach((c, i) => this.rememberParsed(x5c as string[], i, c));
-    return chain;
+    return chainFromX5c(x5c, this.maxPath);
   }
 
   /** The same for DER certificates (e.g. a TLS peer's chain). */
@@ -136,19 +167,41 @@ export class TrustStore {
     return this.chainFromX5c(ders.map((d) => Buffer.from(d).toString('base64')));
   }
 
-  private lookupParsed(b64: string): X509Certificate | undefined {
-    const c = this.parsedCache.get(b64);
-    if (c) {
-      this.parsedCache.delete(b64);
-      this.parsedCache.set(b64, c);
+  /**
+   * Refuses, before any certificate is parsed, a chain whose names cannot lead to
+   * an anchor: parsing a large certificate costs milliseconds, and an
+   * unauthenticated peer chooses how many it sends. Names are compared with ASCII
+   * case folded; a false match only means the full check runs. Throws PkiError.
+   */
+  private refuseUnreachable(ders: Buffer[]): void {
+    let names: Array<{ issuer: string; subject: string }>;
+    try {
+      names = ders.map((d) => {
+        const n = certificateNames(d);
+        return { issuer: nameKey(n.issuer), subject: nameKey(n.subject) };
+      });
+    } catch {
+      return; // malformed: the full parse says why
     }
-    return c;
+    const unused = names.slice(1);
+    let cur = names[0]!;
+    for (let step = 0; step < this.maxPath; step++) {
+      if (this.anchorNames.has(cur.issuer) || this.anchorNames.has(cur.subject)) return;
+      const i = unused.findIndex((n) => n.subject === cur.issuer);
+      if (i < 0) break;
+      cur = unused.splice(i, 1)[0]!;
+    }
+    throw new PkiError('untrusted', 'the chain does not lead to a trust anchor');
   }
 
-  private rememberParsed(x5c: string[], i: number, c: X509Certificate): void {
-    this.parsedCache.set(x5c[i]!, c);
-    if (this.parsedCache.size > this.cacheSize)
-      this.parsedCache.delete(this.parsedCache.keys().next().value!);
+  /** Sizes of the caches, for tests and metrics. */
+  cacheStats(): CacheStats {
+    const stat = (c: ByteLru<string, unknown>) => ({
+      entries: c.size,
+      bytes: c.bytes,
+      maxBytes: c.maxBytes,
+    });
+    return { paths: stat(this.cache), parsed: stat(this.parsedCache) };
   }
 
   anchorCertificates(): X509Certificate[] {
@@ -287,14 +340,17 @@ export class TrustStore {
     for (const c of chain) h.update(`${c.raw.length}:`).update(c.raw);
     const key = h.digest('hex');
     const hit = this.cache.get(key);
-    if (hit) {
-      this.cache.delete(key);
-      this.cache.set(key, hit);
-      return hit;
-    }
+    if (hit) return hit;
     const result = this.buildPath(chain);
-    this.cache.set(key, result);
-    if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    if (!reachedAnchor(result)) return result;
+    // Chained to an anchor: the result and the parsed certificates may be reused.
+    let bytes = CERT_OVERHEAD;
+    for (const c of chain) {
+      bytes += c.raw.length;
+      const b64 = c.raw.toString('base64');
+      if (!this.parsedCache.has(b64)) this.parsedCache.set(b64, c, b64.length + certBytes(c.raw));
+    }
+    this.cache.set(key, result, bytes);
     return result;
   }
 
@@ -400,6 +456,18 @@ export class TrustStore {
 }
 
 const withFp = (c: Cert): PathCert => ({ ...c, fp: c.x509.fingerprint256 });
+
+/** A Name's DER with ASCII letters folded to lower case, as a map key. */
+function nameKey(der: Buffer): string {
+  return der.toString('latin1').toLowerCase();
+}
+
+/** A path result whose chain led to a trust anchor (whatever else is wrong with it). */
+function reachedAnchor(r: PathResult): boolean {
+  return (
+    r.failure === undefined || (r.failure.kind !== 'untrusted' && r.failure.kind !== 'malformed')
+  );
+}
 
 /** Marks configuration errors with the input they came from (the caller names the variable). */
 function tagged<T>(source: 'anchors' | 'crl', fn: () => T): T {

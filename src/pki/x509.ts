@@ -241,3 +241,18 @@ export function keyIdentifier(spkiDer: Buffer): Buffer {
 export function certificateSubjectId(der: Uint8Array): string {
   return `sha256:${createHash('sha256').update(der).digest('hex')}`;
 }
+
+/**
+ * The issuer and subject Name DER of a certificate, read without parsing the rest:
+ * what a chain-building prefilter needs before anything costly is done for a peer.
+ * Throws PkiError('malformed').
+ */
+export function certificateNames(der: Buffer): { issuer: Buffer; subject: Buffer } {
+  const root = children(der, expectTag(readRoot(der), TAG.SEQUENCE, 'Certificate'));
+  const tbs = children(der, expectTag(root[0], TAG.SEQUENCE, 'TBSCertificate'));
+  let i = tbs[0]?.tag === ctx(0) ? 1 : 0;
+  i += 2; // serialNumber, signature
+  const issuer = expectTag(tbs[i], TAG.SEQUENCE, 'issuer');
+  const subject = expectTag(tbs[i + 2], TAG.SEQUENCE, 'subject');
+  return { issuer: whole(der, issuer), subject: whole(der, subject) };
+}
