@@ -278,7 +278,13 @@ export function buildRequest(c: HostileCase, world: HostileWorld): BuiltRequest 
     if (!payloadText.includes(from)) throw new Error(`payload has no ${from}`);
     payloadText = payloadText.replace(from, to);
   }
-  const h = b64url(splice(JSON.stringify(header), c.headerSplice));
+  let headerText = JSON.stringify(header);
+  // Trailing bits exist only when a segment's length is not a multiple of 4: pad the
+  // JSON with a space (insignificant whitespace) until it is not.
+  const bend = c.segment?.change === 'trailing-bits' ? c.segment.which : undefined;
+  while (bend === 'header' && b64url(headerText).length % 4 === 0) headerText += ' ';
+  while (bend === 'payload' && b64url(payloadText).length % 4 === 0) payloadText += ' ';
+  const h = b64url(splice(headerText, c.headerSplice));
   const p = b64url(splice(payloadText, c.payloadSplice));
   let s: string;
   if (c.fakeAlg === 'none') s = '';

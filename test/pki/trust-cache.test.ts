@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { call, identity, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { flood, floodCertificates } from '../helpers/flood.js';
 import { issueTestCert, testTrustStore } from '../helpers/pki.js';
