@@ -46,6 +46,13 @@ const benches: Bench[] = [
       ...(await (await import('./flood.js')).benchFlood({ connections: quick ? 500 : 5_000 })),
     }),
   },
+  {
+    name: 'evidence-files',
+    run: async () => {
+      const { benchFiles } = await import('./files.js');
+      return benchFiles({ bytes: (quick ? 256 : 2048) * 1024 * 1024 });
+    },
+  },
 ];
 
 function fmt(v: number): string {

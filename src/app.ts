@@ -26,6 +26,8 @@ import { createHttpApp, createHttpsServer } from './http/app.js';
 import type { HttpContext } from './http/context.js';
 import type { InFlightLimits } from './http/limits.js';
 import { RateLimiter } from './http/rate.js';
+import { sweepFiles, type SweepReport } from './files/expiry.js';
+import { UploadService } from './files/uploads.js';
 import { createAdminServer, type Readiness } from './ops/admin.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { ClockWatch } from './ops/clock.js';
@@ -52,6 +54,15 @@ const DECISION_SCHEMA_FILE = 'decision.schema.json';
 /** `<package root>/schemas`, whether running from `dist/src` or elsewhere. */
 export const SCHEMA_DIR = fileURLToPath(new URL('../../schemas/', import.meta.url));
 
+/** How often expired and abandoned evidence files are swept (protocol §9.1). */
+const FILE_SWEEP_INTERVAL_MS = 60_000;
+/** Untracked bytes younger than this may belong to an upload another gateway is finishing. */
+const FILE_SWEEP_GRACE_MS = 10 * 60_000;
+
+function logSweepError(logger: Logger, e: unknown): void {
+  logger.error('file sweep failed', { error: e instanceof Error ? e.name : typeof e });
+}
+
 export interface GatewayOptions {
   config: Config;
   logger?: Logger;
@@ -76,6 +87,9 @@ export interface Gateway {
   readonly adminUrl: string;
   /** Lapses expired claims and reports overdue messages (protocol §5.5). */
   readonly sweeper: ReviewSweeper;
+  readonly uploads: UploadService;
+  /** One expiry and reconciliation pass over the evidence files (protocol §9.1). */
+  sweepFiles(graceMs?: number): Promise<SweepReport>;
   /** Re-reads CASEBRIDGE_CRL (SIGHUP). On error the previous CRLs stay in force. */
   reloadCrl(): Promise<void>;
   close(): Promise<void>;
@@ -317,6 +331,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     gateway: { key: gateway.key, chain: gateway.chain },
     clockSkewMs: config.clockSkewS * 1000,
     maxAgeMs: config.maxAgeS * 1000,
+    files: store.files,
     onAccepted: () => transport.kick(),
   };
   const review: DecideDeps = {
@@ -334,6 +349,27 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     maxConnections: config.maxConnections,
     maxBodies: config.maxBodies,
   };
+  const uploads = new UploadService({
+    directory: config.files.dir,
+    index: store.files,
+    limits: { maxBytes: config.files.maxBytes, quotaBytes: config.files.quotaBytes },
+    onInternalError: (e) =>
+      logger.error('upload failed', {
+        error: e instanceof Error ? e.name : typeof e,
+        code: (e as { code?: unknown } | undefined)?.code,
+        stack: e instanceof Error ? e.stack?.split('\n').slice(0, 6).join('\n') : undefined,
+      }),
+  });
+  const sweep = (graceMs = FILE_SWEEP_GRACE_MS) =>
+    sweepFiles({
+      index: store.files,
+      objects: uploads.objects,
+      uploads: uploads.store,
+      ttlMs: config.files.ttlH * 3_600_000,
+      graceMs,
+      gatewayActor,
+      now,
+    });
   const ctx: HttpContext = {
     store,
     submission,
@@ -356,6 +392,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     now,
     listen: { host: config.host, port: config.port },
     schemas: schemas.documents(),
+    files: { uploads, files: store.files, schemaDir: SCHEMA_DIR },
   };
 
   // What is open so far, closed in reverse if the start fails half-way (protocol §8: one line, nothing left running).
@@ -389,6 +426,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     undo.push(() => sweeper.stop());
     shredder?.start();
     undo.push(() => shredder?.stop());
+    let sweeping: Promise<unknown> = sweep().catch((e: unknown) => logSweepError(logger, e));
+    const fileSweeper = setInterval(() => {
+      sweeping = sweep().catch((e: unknown) => logSweepError(logger, e));
+    }, FILE_SWEEP_INTERVAL_MS);
+    fileSweeper.unref();
+    const stopFileSweeper = async () => {
+      clearInterval(fileSweeper);
+      await sweeping;
+    };
+    undo.push(stopFileSweeper);
     const clock = watchClock(store, metrics, logger, gatewayActor);
     undo.push(() => clock.stop());
 
@@ -467,10 +514,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         await store.append({ event: 'pki.crl-loaded', actor: gatewayActor, digest: digest(text) });
         logger.info('CRLs reloaded', { ...summary });
       },
-      close: () => {
+      uploads,
+      sweepFiles: (graceMs) => sweep(graceMs),
+      close: async () => {
         clock.stop();
         shredder?.stop();
         events.closeAll();
+        await stopFileSweeper();
         return shutDown(
           { https, admin, checkpointer, sweeper, transport, store, logger },
           config.shutdownS * 1000,

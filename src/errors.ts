@@ -27,6 +27,11 @@ export const STATUS_BY_CODE = {
   DIGEST_MISMATCH: 422,
   QUOTA_EXCEEDED: 507,
   INSUFFICIENT_STORAGE: 507,
+  // tus 1.0 (protocol §9.1): a PATCH at the wrong offset, a chunk failing its Upload-Checksum.
+  OFFSET_MISMATCH: 409,
+  CHECKSUM_MISMATCH: 460,
+  // RFC 9110 §15.5.17: a Range outside a downloaded file.
+  RANGE_NOT_SATISFIABLE: 416,
   // protocol §5.3, §5.4
   NOT_FOUND: 404,
   ALREADY_CLAIMED: 409,

@@ -28,6 +28,10 @@ const EVENTS: Record<AuditEvent, true> = {
   'registry.loaded': true,
   'gateway.started': true,
   'clock.stepped': true,
+  'file.stored': true,
+  'file.bound': true,
+  'file.downloaded': true,
+  'file.expired': true,
 };
 
 export function isAuditEvent(s: unknown): s is AuditEvent {

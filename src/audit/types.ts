@@ -14,7 +14,13 @@ export type AuditEvent =
   | 'pki.crl-loaded'
   | 'registry.loaded'
   | 'gateway.started'
-  | 'clock.stepped';
+  | 'clock.stepped'
+
+  // protocol §9.4 evidence-file custody
+  | 'file.stored'
+  | 'file.bound'
+  | 'file.downloaded'
+  | 'file.expired';
 
 export interface AuditActor {
   agency: string;

@@ -33,6 +33,7 @@ import {
   type NoteVerifier,
 } from './checkpoint.js';
 import { SignatureChecker, parsePemCertificates, type SignedResult } from './signatures.js';
+import { FileCustodyCheck } from './verify-files.js';
 
 /** Stable failure codes. Tests and tools switch on these, never on `detail`. */
 export type VerifyFailureReason =
@@ -74,7 +75,9 @@ export type VerifyFailureReason =
   | 'receipt-malformed'
   | 'receipt-signature-invalid'
   | 'receipt-certificate-invalid'
-  | 'receipt-mismatch';
+  | 'receipt-mismatch'
+  // Evidence files (protocol §9.4)
+  | 'file-unstored';
 
 export interface VerifyFailure {
   /** The first entry index the failure concerns; absent for failures of the bundle as a whole. */
@@ -188,6 +191,7 @@ const RANK: Record<VerifyFailureReason, number> = {
   'log-truncated': 43,
   'broken-chain': 50,
   'unsigned-entries': 51,
+  'file-unstored': 52,
 };
 
 /** Failures where a signed receipt or message shows exactly which entry differs. */
@@ -249,6 +253,8 @@ class BundleVerifier {
   private validCheckpoints = 0;
   private fatal = false;
   private trust: TrustReport | undefined;
+  /** protocol §9.4 phase: files stored before their transfer was accepted. */
+  private readonly fileCustody = new FileCustodyCheck();
 
   constructor(private readonly opts: VerifyOptions) {}
 
@@ -472,6 +478,7 @@ class BundleVerifier {
     }
     this.checkPosition(position, entry?.index ?? lineIndex);
     if (entry !== undefined) this.checkChain(entry, position);
+    if (entry !== undefined) this.fileCustody.entry(entry, position).forEach((f) => this.fail(f));
   }
 
   /** An entry the exporter did not disclose: its leaf hash keeps the tree whole. */
@@ -833,6 +840,7 @@ class BundleVerifier {
         });
         return;
       }
+      this.fileCustody.transfer(s.id, unverifiedPayload(s.jws)).forEach((f) => this.fail(f));
       if (this.signatures !== undefined) this.checkMessage(s, acc);
       return;
     }

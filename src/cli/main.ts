@@ -9,6 +9,7 @@ import { StoreUnavailableError } from '../store/index.js';
 import { TopologyError } from '../transport/index.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { CliError, EXIT } from './exit.js';
+import { registerFileCommands } from './file-commands.js';
 import { registerMessageCommands } from './message-commands.js';
 import { registerPkiCommands } from './pki-commands.js';
 import { registerServe } from './serve.js';
@@ -23,6 +24,7 @@ registerServe(program);
 registerMessageCommands(program);
 registerPkiCommands(program);
 registerAuditCommands(program);
+registerFileCommands(program);
 
 try {
   await program.parseAsync(process.argv);

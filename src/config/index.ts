@@ -54,6 +54,13 @@ export interface Config {
   eventsHeartbeatS: number;
   /** Longest a shutdown (SIGTERM) may take, whatever the broker does. */
   shutdownS: number;
+  /** protocol §9, §11: evidence files, shared by every gateway of a deployment. */
+  files: {
+    dir: string;
+    maxBytes: number;
+    quotaBytes: number;
+    ttlH: number;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -100,6 +107,8 @@ function amqpUrl(env: Env): string | undefined {
   }
   return v;
 }
+
+const GIB = 1024 ** 3;
 
 const AGENCY_ID = /^[A-Z]{2}(-[A-Z0-9]{1,12}){1,4}$/;
 
@@ -166,5 +175,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     claimTtlS: int(env, 'CASEBRIDGE_CLAIM_TTL_S', 1800, 1, 7 * 86400),
     eventsHeartbeatS: int(env, 'CASEBRIDGE_EVENTS_HEARTBEAT_S', 15, 1, 300),
     shutdownS: int(env, 'CASEBRIDGE_SHUTDOWN_S', 10, 1, 600),
+    files: {
+      dir: resolve(cwd, str(env, 'CASEBRIDGE_FILES_DIR', resolve(dataDir, 'files'))),
+      maxBytes: int(env, 'CASEBRIDGE_FILE_MAX_BYTES', 4 * GIB, 0, 2 ** 50),
+      quotaBytes: int(env, 'CASEBRIDGE_FILE_QUOTA_BYTES', 256 * GIB, 0, 2 ** 50),
+      ttlH: int(env, 'CASEBRIDGE_FILE_TTL_H', 72, 1, 24 * 365),
+    },
   };
 }

@@ -7,6 +7,7 @@ import { batchRoutes } from './batch.js';
 import { eventRoutes } from './events.js';
 import { requireClient } from './auth.js';
 import type { HttpContext } from './context.js';
+import { fileRoutes } from './files.js';
 import { messageRoutes } from './messages.js';
 import { refusals } from './refusals.js';
 import { buildOpenApi } from './openapi.js';
@@ -59,6 +60,7 @@ export function createHttpApp(ctx: HttpContext): Express {
     );
     res.type('application/json').send(openapi);
   });
+  app.use(fileRoutes(ctx, ctx.files));
   app.use(batchRoutes(ctx));
   app.use(messageRoutes(ctx));
   app.use(reviewRoutes(ctx));

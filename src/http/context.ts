@@ -10,6 +10,7 @@ import type { SubmissionDeps } from '../submission/submit.js';
 import type { ChainVerifier } from './auth.js';
 import type { InFlightLimits } from './limits.js';
 import type { RateLimiter } from './rate.js';
+import type { FileRoutesDeps } from './files.js';
 import type { X509Certificate } from 'node:crypto';
 
 /** Everything the HTTP layer needs, built once by the composition root. */
@@ -46,6 +47,8 @@ export interface HttpContext {
   now: () => Date;
   /** The configured listen address, for the OpenAPI `servers` entry (port 0: the bound one). */
   listen: { host: string; port: number };
+  /** Evidence files (protocol §9). */
+  files: FileRoutesDeps;
   /** JSON Schema documents by file name, for the OpenAPI document. */
   schemas: Record<string, object>;
 }

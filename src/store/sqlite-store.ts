@@ -26,6 +26,7 @@ import {
   wrapWriteError,
   type StoreFailure,
 } from './errors.js';
+import { SqliteFileIndex } from './sqlite-files.js';
 import type {
   AcceptOutcome,
   AcceptResponse,
@@ -203,6 +204,8 @@ export class SqliteStore implements Store {
   private lastTsMs = 0;
   private readonly schedAnchor = Date.now();
   private readonly monoAnchor = performance.now();
+  /** Evidence-file records (protocol §9), in the same database and transactions. */
+  readonly files: SqliteFileIndex;
 
   /** Throws StoreUnavailableError when the data directory has no room (or refuses writes). */
   constructor(opts: SqliteStoreOptions) {
@@ -270,6 +273,12 @@ export class SqliteStore implements Store {
         return row.hash;
       },
     };
+    this.files = new SqliteFileIndex({
+      db: this.db,
+      write: (run) => this.write(run),
+      appendEntry: (draft, at) => this.appendEntry(draft, at),
+      now: this.now,
+    });
   }
 
   /** Creates the schema, or migrates an older one; refuses a newer one (protocol §11). */
@@ -772,6 +781,7 @@ export class SqliteStore implements Store {
       JSON.stringify(response),
     );
     this.addHistory(env.id, 'accepted', 'accepted', null, acceptedAt, msg.actor);
+    if (msg.files !== undefined) this.files.bindInTx(env.id, msg.files, msg.actor, at);
     this.stmt.insertOutbox.run(env.id, this.schedNow());
     return { kind: 'accepted', response };
   }

@@ -9,6 +9,7 @@ import type {
 } from '../review/lifecycle.js';
 import type { RecordedMessage } from '../messages/replay.js';
 import type { HandlingCode } from '../messages/handling.js';
+import type { FileBinding } from '../files/types.js';
 
 /** protocol §5.1 lifecycle; the decision is a field of its own. */
 export type MessageStatus = LifecycleStatus;
@@ -77,6 +78,8 @@ export interface NewMessage {
   jws: string;
   envelope: Envelope;
   actor: HistoryActor;
+  /** An evidence.transfer's files, bound to it in the acceptance transaction (protocol §9.2). */
+  files?: FileBinding;
 }
 
 /** The 202 body of protocol §3. */

@@ -8,6 +8,8 @@ import type { Envelope } from '../envelope/types.js';
 import type { AuditActor } from '../audit/types.js';
 import { classifyResubmission, envelopeDigest, messageLocation } from '../messages/replay.js';
 import { replyRefusal } from '../messages/handling.js';
+import { requireUploadedFiles } from '../files/binding.js';
+import type { FileIndex } from '../files/types.js';
 
 /** The registry questions submission asks (protocol §1.3). */
 export interface AgreementPolicy {
@@ -23,6 +25,8 @@ export interface SubmissionDeps extends VerifyDeps {
   clockSkewMs: number;
   /** protocol §2.2 `createdAt` may be at most this far in the past (CASEBRIDGE_MAX_AGE_S). */
   maxAgeMs: number;
+  /** Completed uploads, which evidence.transfer items must name (protocol §9.2). */
+  files: FileIndex;
   /** Wakes the transport after a commit. */
   onAccepted?: (messageId: string) => void;
 }
@@ -119,6 +123,7 @@ export async function submitMessage(
   });
   if (late !== undefined) throw new CasebridgeError('STALE', signingTimeDetail(late));
   if (env.inReplyTo !== undefined) checkReference(env, deps.store);
+  const files = requireUploadedFiles(env, deps.files);
 
   // Idempotency (the last check) is decided inside the acceptance transaction, so
   // two copies of one message racing each other are accepted once.
@@ -131,6 +136,7 @@ export async function submitMessage(
       jws,
       envelope: env,
       actor: { ...actorOf(client), name: client.name },
+      ...(files === undefined ? {} : { files }),
     },
     receiptMaker(env, digest, deps.gateway),
   );

@@ -3,7 +3,8 @@ import { expect } from 'chai';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import type { Envelope } from '../../src/envelope/types.js';
 import { issueCertificate, parsePemChain } from '../../src/pki/index.js';
-import { sampleEnvelope } from '../fixtures/envelopes.js';
+import { SAMPLE_EXHIBIT, sampleEnvelope } from '../fixtures/envelopes.js';
+import { uploadFile } from '../helpers/files.js';
 import {
   call,
   eventually,
@@ -55,6 +56,8 @@ describe('reading and deciding (protocol §5.3, §5.4)', function () {
       name: 'Officer 02 VN-LS',
     });
     bOfficer2 = { cert: second.chainPem, key: second.keyPem };
+    // protocol §9.2: a transfer names an uploaded exhibit.
+    expect((await uploadFile(t.gw, bSys, SAMPLE_EXHIBIT)).status).to.equal(204);
   });
   after(async () => t?.stop());
 

@@ -10,7 +10,8 @@ import {
   type MessageType,
 } from '../../src/envelope/types.js';
 import { createCrl, createRootCa, issueCertificate } from '../../src/pki/index.js';
-import { sampleEnvelope, SAMPLE_PERSONAL_STRINGS } from '../fixtures/envelopes.js';
+import { SAMPLE_EXHIBIT, sampleEnvelope, SAMPLE_PERSONAL_STRINGS } from '../fixtures/envelopes.js';
+import { uploadFile } from '../helpers/files.js';
 import {
   call,
   identity,
@@ -67,6 +68,10 @@ describe('submission over mutual TLS (protocol §3)', function () {
       identity(B, 'officer'),
       identity(C, 'system'),
     ]);
+    // protocol §9.2: the sample transfer names an uploaded exhibit.
+    for (const who of [aSys, bSys]) {
+      expect((await uploadFile(t.gw, who, SAMPLE_EXHIBIT)).status).to.equal(204);
+    }
   });
   after(async () => t?.stop());
 
