@@ -271,7 +271,8 @@ describe('evidence files bound to transfers, downloaded, exported (protocol §9.
       await eventually(() => (t.gw.store.latestCheckpoint()?.size ?? 0) >= size);
       const res = await call(t.gw, auditor, 'GET', `/v1/audit/export?end=${size}`);
       expect(res.status).to.equal(200);
-      const report = await verifyBundle(res.text.split('\n'), { checkSignatures: false });
+      const vkey = (await call(t.gw, auditor, 'GET', '/v1/audit/key')).text.trim();
+      const report = await verifyBundle(res.text.split('\n'), { checkSignatures: false, vkey });
       expect(report.failures).to.deep.equal([]);
       expect(report.ok).to.equal(true);
     });
