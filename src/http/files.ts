@@ -85,7 +85,7 @@ export function fileRoutes(ctx: HttpContext, deps: FileRoutesDeps): Router {
   r.get('/v1/messages/:id/case.jsonld', (req: Request, res: Response) => {
     const p = requireRole(res, FILE_ROLES, 'reading messages');
     const m = findVisible(ctx, messageId(req.params['id']), p);
-    if (m.type !== 'evidence.transfer') {
+    if (m.type !== 'evidence.transfer' || m.envelope === null) {
       throw new CasebridgeError('NOT_FOUND', 'only an evidence.transfer has a CASE export');
     }
     const bundle = caseBundle({

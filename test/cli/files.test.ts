@@ -82,7 +82,7 @@ describe('casebridge submit --attach and fetch (protocol §7, §9)', function ()
     const body = JSON.parse(sent.stdout) as { id: string; status: string };
     expect(body.status).to.equal('accepted');
     const m = t.gw.store.getMessage(body.id)!;
-    const items = (m.envelope.body as { items: { sha256: string; size: number }[] }).items;
+    const items = (m.envelope!.body as { items: { sha256: string; size: number }[] }).items;
     expect(items.map((i) => [i.sha256, i.size])).to.deep.equal(
       files.map((f) => [sha256Hex(f), f.length]),
     );
