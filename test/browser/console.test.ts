@@ -22,7 +22,8 @@ import {
   type Identity,
   type TestGateway,
 } from '../helpers/gateway.js';
-import { getTestPki } from '../helpers/pki.js';
+import { openVault } from '../../src/retention/index.js';
+import { getTestPki, testPkiPath } from '../helpers/pki.js';
 import {
   launchBrowser,
   personContext,
@@ -208,20 +209,38 @@ describe('console in a real browser (protocol §10)', function () {
   it('shows red for a message whose stored bytes were altered', async function () {
     const id = await accepted(sampleEnvelope('funds.freeze', { priority: 'urgent' }));
     await delivered(id);
-    // Alter the stored JWS: one account number in the signed payload changes.
+    // Alter the stored JWS: one account number in the signed payload changes. The bytes
+    // are sealed at rest, so the edit is made as an attacker holding the keys would:
+    // open, change, seal again.
+    const vault = openVault(testPkiPath('data/data.key.pem'), join(t.dataDir, 'keys'));
     const db = new Database(join(t.dataDir, 'casebridge.sqlite'));
     try {
       const row = db
         .prepare(
-          'SELECT b.seq, b.jws FROM message_bodies b JOIN messages m ON m.seq = b.seq WHERE m.id = ?',
+          `SELECT b.seq, b.sealed, b.wrapped_key, b.epoch, m.accepted_at
+           FROM message_bodies b JOIN messages m ON m.seq = b.seq WHERE m.id = ?`,
         )
-        .get(id) as { seq: number; jws: string };
-      const [h, p, s] = row.jws.split('.');
+        .get(id) as {
+        seq: number;
+        sealed: Buffer;
+        wrapped_key: Buffer;
+        epoch: string;
+        accepted_at: string;
+      };
+      const stored = vault.open(id, {
+        sealed: row.sealed,
+        wrappedKey: row.wrapped_key,
+        epoch: row.epoch,
+      });
+      const [h, p, s] = stored.split('.');
       const text = Buffer.from(p!, 'base64url').toString('utf8');
       const altered = text.replace('TESTACCT-0000000001', 'TESTACCT-0000000009');
       expect(altered).to.not.equal(text);
       const jws = `${h}.${Buffer.from(altered).toString('base64url')}.${s}`;
-      db.prepare('UPDATE message_bodies SET jws = ? WHERE seq = ?').run(jws, row.seq);
+      const resealed = vault.seal(id, jws, new Date(row.accepted_at));
+      db.prepare(
+        'UPDATE message_bodies SET sealed = ?, wrapped_key = ?, epoch = ? WHERE seq = ?',
+      ).run(resealed.sealed, resealed.wrappedKey, resealed.epoch, row.seq);
     } finally {
       db.close();
     }

@@ -179,7 +179,8 @@ describe('casebridge CLI (protocol §7)', function () {
         last = inbox();
       }
       expect(last.code).to.equal(1);
-      expect(JSON.parse(last.stdout)).to.include({ code: 'CLIENT_CERT_UNTRUSTED' });
+      // The one-line reason on stderr names the problem's code.
+      expect(last.stderr).to.match(/\b401 CLIENT_CERT_UNTRUSTED\b/);
       expect(child.pid).to.equal(pid);
       expect(child.exitCode).to.equal(null);
     });

@@ -67,7 +67,8 @@ describe('fault: broker stopped during submissions (protocol §3, §5.2)', funct
 
   it('accepts every submission through stop_app/start_app and delivers each message exactly once', async () => {
     const url = vhost!.url;
-    t = await startTestGateway({ CASEBRIDGE_AMQP_URL: url });
+    // One client sends 1,000 messages in seconds: past the default rate limit on purpose.
+    t = await startTestGateway({ CASEBRIDGE_AMQP_URL: url, CASEBRIDGE_RATE_PER_MIN: '100000' });
     const gw = t.gw;
     const pki = await getTestPki();
     const sign = signer(await identity(FROM, 'system'));

@@ -100,6 +100,7 @@ describe('fault: the wall clock steps back 5 days (libfaketime)', function () {
       CASEBRIDGE_TRUST: pki('trust.pem'),
       CASEBRIDGE_REGISTRY: pki('registry.json'),
       CASEBRIDGE_LOG_KEY: pki('log/log.key.pem'),
+      CASEBRIDGE_DATA_KEY: pki('data/data.key.pem'),
       CASEBRIDGE_CHECKPOINT_MS: '200',
       CASEBRIDGE_AMQP_URL: `amqp://guest:guest@127.0.0.1:${proxyPort}/${encodeURIComponent(vhost!.name)}`,
       // libfaketime: the wall clock follows the file (re-read each second); the monotonic clock is left alone, as NTP leaves it.
@@ -154,7 +155,7 @@ describe('fault: the wall clock steps back 5 days (libfaketime)', function () {
     client.close();
     assert.equal(await gwp.term(), 0, gwp.stderrTail);
 
-    const snap = readStoreFile(dataDir);
+    const snap = readStoreFile(dataDir, pki('data/data.key.pem'));
     const entries = parseEntries(snap.entries);
     assertExactlyOnce(new Set([...early, ...late]), snap, entries);
     const queuedAt = new Map(

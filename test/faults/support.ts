@@ -11,6 +11,7 @@ import {
   type KeyObject,
   type X509Certificate,
 } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +26,8 @@ import type { Envelope } from '../../src/envelope/types.js';
 import { parsePemChain } from '../../src/pki/pem.js';
 import type { Checkpoint } from '../../src/store/types.js';
 import type { Identity } from '../helpers/gateway.js';
-import { getTestPki } from '../helpers/pki.js';
+import { openVault } from '../../src/retention/index.js';
+import { getTestPki, testPkiPath } from '../helpers/pki.js';
 
 export const FROM = 'CN-GX-CZ';
 export const TO = 'VN-LS';
@@ -145,8 +147,19 @@ export interface StoreSnapshot {
   outbox: number;
 }
 
-/** Opens the gateway's SQLite file read-only and reads everything the assertions need. */
-export function readStoreFile(dataDir: string): StoreSnapshot {
+/**
+ * Opens the gateway's SQLite file read-only and reads everything the assertions need.
+ * Message bytes are sealed at rest: they are opened with the epoch keys in
+ * `<dataDir>/keys` and the data key the store ran with: the local one a store opened
+ * in-process keeps there, else the test PKI's (what a gateway process is given).
+ */
+export function readStoreFile(dataDir: string, dataKeyPath?: string): StoreSnapshot {
+  const keyDir = join(dataDir, 'keys');
+  const local = join(keyDir, 'local-data.key.pem');
+  const vault = openVault(
+    dataKeyPath ?? (existsSync(local) ? local : testPkiPath('data/data.key.pem')),
+    keyDir,
+  );
   const db = new Database(join(dataDir, 'casebridge.sqlite'), {
     readonly: true,
     fileMustExist: true,
@@ -158,21 +171,28 @@ export function readStoreFile(dataDir: string): StoreSnapshot {
     >();
     for (const r of db
       .prepare(
-        'SELECT m.id, m.status, m.log_index, m.digest, b.jws, b.response FROM messages m JOIN message_bodies b ON b.seq = m.seq',
+        `SELECT m.id, m.status, m.log_index, m.digest, b.sealed, b.wrapped_key, b.epoch, b.response
+         FROM messages m JOIN message_bodies b ON b.seq = m.seq`,
       )
       .all() as {
       id: string;
       status: string;
       log_index: number;
       digest: string;
-      jws: string;
+      sealed: Buffer | null;
+      wrapped_key: Buffer | null;
+      epoch: string | null;
       response: string;
     }[]) {
+      const jws =
+        r.sealed === null || r.wrapped_key === null || r.epoch === null
+          ? ''
+          : vault.open(r.id, { sealed: r.sealed, wrappedKey: r.wrapped_key, epoch: r.epoch });
       messages.set(r.id, {
         status: r.status,
         logIndex: r.log_index,
         digest: r.digest,
-        jws: r.jws,
+        jws,
         response: r.response,
       });
     }

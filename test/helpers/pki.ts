@@ -42,11 +42,19 @@ export interface TestPki {
 }
 
 let pki: Promise<TestPki> | undefined;
+let pkiDir: string | undefined;
 let untrustedRoot: IssuedCertificate | undefined;
+
+/** The absolute path of a file of the test PKI, once `getTestPki()` has made it. */
+export function testPkiPath(rel: string): string {
+  if (pkiDir === undefined) throw new Error('the test PKI is made by getTestPki() first');
+  return join(pkiDir, rel);
+}
 
 export function getTestPki(): Promise<TestPki> {
   pki ??= Promise.resolve().then(() => {
     const dir = mkdtempSync(join(tmpdir(), 'casebridge-pki-'));
+    pkiDir = dir;
     const files = generateDevPki({ gatewayId: 'GW-DEMO' });
     writeDevPki(dir, files);
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
