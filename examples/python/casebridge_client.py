@@ -5,7 +5,9 @@ submits them over mutual TLS (§3), reads the inbox (§5.3), and verifies receip
 against a gateway certificate the caller pinned, never the one a receipt carries.
 """
 import base64
+import hashlib
 import json
+from urllib.parse import urljoin
 
 import requests
 from cryptography import x509
@@ -98,6 +100,34 @@ class Client:
             verify=self.ca,
         )
         return res.status_code, res.json()
+
+    # protocol §9: an exhibit travels as a tus 1.0 upload; the transfer names it by hash and size.
+    def upload_file(self, data: bytes) -> dict:
+        digest = hashlib.sha256(data).hexdigest()
+        tus = {"tus-resumable": "1.0.0"}
+        res = self.session.post(
+            self.url + "/v1/files",
+            headers={
+                **tus,
+                "upload-length": str(len(data)),
+                "upload-metadata": "sha256 " + base64.b64encode(digest.encode("ascii")).decode("ascii"),
+            },
+            verify=self.ca,
+        )
+        if res.status_code == 201:
+            res = self.session.patch(
+                urljoin(self.url + "/", res.headers["location"]),
+                data=data,
+                headers={
+                    **tus,
+                    "upload-offset": "0",
+                    "content-type": "application/offset+octet-stream",
+                },
+                verify=self.ca,
+            )
+        if res.status_code not in (200, 204):
+            raise VerificationError("upload refused: %d %s" % (res.status_code, res.text))
+        return {"sha256": digest, "size": len(data)}
 
     def inbox(self, **query):
         return self.session.get(self.url + "/v1/inbox", params=query, verify=self.ca).json()
