@@ -116,6 +116,10 @@ async function gatewayProcess(mode: 'embedded' | 'rabbitmq', extra: Record<strin
     CASEBRIDGE_LOG_LEVEL: 'info',
     // The production default (the tests sign every 100 ms).
     CASEBRIDGE_CHECKPOINT_MS: '500',
+    // One bench principal sends at the gateway's peak: above the per-principal rate limit
+    // and the default cap on open bodies, which are measured by the flood, not here.
+    CASEBRIDGE_RATE_PER_MIN: '1000000',
+    CASEBRIDGE_MAX_BODIES: '1024',
     ...extra,
   });
   const server = await startServer('gateway', env);
