@@ -6,8 +6,9 @@
  */
 import type { Api } from './api.js';
 import { fromBase64, toBase64, toHex } from './der.js';
+import { checkList } from './checks.js';
 import { clear, h } from './dom.js';
-import { dateTime, number, t, tk, type MessageId } from './i18n.js';
+import { dateTime, number, t } from './i18n.js';
 import type { Trust } from './trust.js';
 import { openCheckpoint, verifyConsistency, type Check } from './verify.js';
 
@@ -160,25 +161,7 @@ export class AuditorPage {
           'aria-labelledby': 'audit-checks-title',
         },
         h('h3', { id: 'audit-checks-title' }, t('verify.title')),
-        h(
-          'ul',
-          { class: 'checks' },
-          ...this.checks.map(({ name, check }) =>
-            h(
-              'li',
-              { class: check.ok ? 'ok' : 'bad', 'data-check': name, 'data-ok': String(check.ok) },
-              h('span', { class: 'mark', 'aria-hidden': 'true' }, check.ok ? '✓' : '✗'),
-              h('strong', {}, tk('verify.name', name)),
-              ' ',
-              h(
-                'span',
-                { class: 'visually-hidden' },
-                check.ok ? t('verify.passed') : t('verify.failed'),
-              ),
-              t(check.reason as MessageId, check.params ?? {}),
-            ),
-          ),
-        ),
+        checkList(this.checks),
       ),
     );
   }

@@ -4,6 +4,7 @@
  * Content is shown exactly as sent: only labels are translated.
  */
 import { ApiError, type Api, type MessageView, type Session, type Summary } from './api.js';
+import { checkList } from './checks.js';
 import { clear, h } from './dom.js';
 import {
   bytes,
@@ -325,27 +326,7 @@ export class MessagePage {
         { class: 'summary' },
         all === undefined ? t('verify.running') : all ? t('verify.allGood') : t('verify.someBad'),
       ),
-      v
-        ? h(
-            'ul',
-            { class: 'checks' },
-            ...v.checks.map(({ name, check }) =>
-              h(
-                'li',
-                { class: check.ok ? 'ok' : 'bad', 'data-check': name, 'data-ok': String(check.ok) },
-                h('span', { class: 'mark', 'aria-hidden': 'true' }, check.ok ? '✓' : '✗'),
-                h('strong', {}, tk('verify.name', name)),
-                ' ',
-                h(
-                  'span',
-                  { class: 'visually-hidden' },
-                  check.ok ? t('verify.passed') : t('verify.failed'),
-                ),
-                t(check.reason as MessageId, check.params ?? {}),
-              ),
-            ),
-          )
-        : null,
+      v ? checkList(v.checks) : null,
       v ? h('p', { class: 'small muted mono' }, t('verify.digest', { digest: v.digest })) : null,
       h('p', { class: 'small muted' }, t('verify.inBrowser')),
     );
