@@ -35,10 +35,13 @@ function identity(files: Record<string, string>, base: string) {
   };
 }
 
-function checkpoint(store: SqliteStore, key: ReturnType<typeof createPrivateKey>): void {
-  const size = store.treeSize();
+async function checkpoint(
+  store: SqliteStore,
+  key: ReturnType<typeof createPrivateKey>,
+): Promise<void> {
+  const size = await store.treeSize();
   const root = rootHash(size, store.nodes());
-  store.addCheckpoint({
+  await store.addCheckpoint({
     size,
     root,
     text: signCheckpoint({ origin: ORIGIN, size, root }, ORIGIN, key),
@@ -82,12 +85,14 @@ export async function benchAuditVerify(opts: { entries: number }): Promise<Recor
         );
       });
       await Promise.all(accepted);
-      await Promise.all(ids.map((id) => store.deliver(id, store.getMessage(id)!.digest, gw)));
+      await Promise.all(
+        ids.map(async (id) => store.deliver(id, (await store.getMessage(id))!.digest, gw)),
+      );
       await store.markQueued(ids, gw);
-      if (done % 5000 === 0) checkpoint(store, logKey);
+      if (done % 5000 === 0) await checkpoint(store, logKey);
     }
-    checkpoint(store, logKey);
-    const size = store.treeSize();
+    await checkpoint(store, logKey);
+    const size = await store.treeSize();
 
     const path = join(dir, 'export.ndjson');
     const out = createWriteStream(path);
@@ -99,14 +104,16 @@ export async function benchAuditVerify(opts: { entries: number }): Promise<Recor
         gatewayChain: gateway.chain.map((c) => c.toString()),
         trustAnchors: parsePemChain(files['trust.pem']!).map((c) => c.toString()),
         messagesFor: (ids) =>
-          ids.map((id) => {
-            const m = store.getMessage(id)!;
-            return {
-              id,
-              jws: m.jws!,
-              receipt: (JSON.parse(m.response) as { receipt: string }).receipt,
-            };
-          }),
+          Promise.all(
+            ids.map(async (id) => {
+              const m = (await store.getMessage(id))!;
+              return {
+                id,
+                jws: m.jws!,
+                receipt: (JSON.parse(m.response) as { receipt: string }).receipt,
+              };
+            }),
+          ),
       },
       { messages: true },
     )) {
@@ -116,7 +123,7 @@ export async function benchAuditVerify(opts: { entries: number }): Promise<Recor
     await once(out, 'finish');
 
     // Baseline: SHA-256 over every leaf with the RFC 6962 prefix, nothing else.
-    const entries = store.entries(0, size);
+    const entries = await store.entries(0, size);
     let t0 = performance.now();
     for (const e of entries) leafHash(e.bytes);
     const hashRate = size / ((performance.now() - t0) / 1000);
@@ -188,7 +195,7 @@ export async function benchProofs(opts: {
       await Promise.all(writes);
     }
     const buildS = (performance.now() - t0) / 1000;
-    const size = store.treeSize();
+    const size = await store.treeSize();
     const src = store.nodes();
 
     // Baseline: one stored-node read.

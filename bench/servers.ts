@@ -134,7 +134,7 @@ async function runGateway(send: Send): Promise<(req: Request) => Promise<void>> 
       case 'lags': {
         const lags: number[] = [];
         for (const id of req.ids) {
-          const h = gw.store.history(id);
+          const h = await gw.store.history(id);
           const a = h.find((x) => x.status === 'accepted');
           const d = h.find((x) => x.status === 'delivered');
           if (a && d) lags.push(Date.parse(d.at) - Date.parse(a.at));

@@ -40,7 +40,7 @@ import { EventHub } from './review/events.js';
 import type { DecideDeps } from './review/index.js';
 import { ReviewSweeper } from './review/sweeper.js';
 import { createSchemaSet, parseStrictJson } from './schema/index.js';
-import { FAILURE_DETAIL, SqliteStore } from './store/index.js';
+import { FAILURE_DETAIL, openStore, type Store } from './store/index.js';
 import type { SubmissionDeps } from './submission/submit.js';
 import { createTransport, type Transport } from './transport/index.js';
 
@@ -71,7 +71,7 @@ export interface GatewayOptions {
 
 export interface Gateway {
   readonly config: Config;
-  readonly store: SqliteStore;
+  readonly store: Store;
   readonly transport: Transport;
   readonly checkpointer: Checkpointer;
   /** Destroys message content past CASEBRIDGE_RETENTION_DAYS; undefined keeps it forever. */
@@ -175,8 +175,8 @@ function loadTrust(config: Config, registry: Registry): TrustStore {
 }
 
 /** Every stored message must still open: a lost key directory stops the start. */
-function checkVault(store: SqliteStore, vault: MessageVault, config: Config): void {
-  const missing = store.liveEpochs().filter((e) => !vault.hasKey(e));
+async function checkVault(store: Store, vault: MessageVault, config: Config): Promise<void> {
+  const missing = (await store.liveEpochs()).filter((e) => !vault.hasKey(e));
   if (missing.length > 0) {
     throw new ConfigError(
       'CASEBRIDGE_KEY_DIR',
@@ -253,11 +253,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     subject: certificateSubject(gateway.chain[0]!),
   };
   const vault = openVault(config.dataKey, config.keyDir);
-  const store = new SqliteStore({ dataDir: config.dataDir, now, gatewayActor, vault });
+  const store = await openStore({ config, now, gatewayActor, vault });
   try {
-    checkVault(store, vault, config);
+    await checkVault(store, vault, config);
   } catch (e) {
-    store.close();
+    await store.close();
     throw e;
   }
   const shredder =
@@ -449,33 +449,37 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       },
       limits,
     );
-    const readiness = (): Readiness => {
+    const readiness = async (): Promise<Readiness> => {
       const t = transport.status();
-      const failure = store.writeFailure();
+      const health = await store.health();
       const checks: Readiness['checks'] = {
         store:
-          failure === undefined ? { ok: true } : { ok: false, detail: FAILURE_DETAIL[failure] },
+          health.failure === undefined
+            ? { ok: true, detail: health.engine }
+            : { ok: false, detail: FAILURE_DETAIL[health.failure] },
         broker: { ok: t.connected, detail: `${t.mode}${t.blocked ? ', blocked' : ''}` },
-        checkpoint: { ok: store.latestCheckpoint() !== undefined },
+        checkpoint: {
+          ok: health.failure !== undefined || (await store.latestCheckpoint()) !== undefined,
+        },
       };
       return { ready: Object.values(checks).every((c) => c.ok), checks };
     };
-    const refresh = () => {
+    const refresh = async () => {
       const t = transport.status();
-      metrics.outboxLag.set(store.outboxLag());
-      metrics.outboxOldestAge.set(store.outboxOldestAgeS());
+      const health = await store.health();
+      metrics.outboxLag.set(await store.outboxLag());
+      metrics.outboxOldestAge.set(health.outboxOldestAgeS);
       metrics.inFlight.set(t.inFlight);
       metrics.brokerConnected.set(t.connected ? 1 : 0);
       metrics.brokerBlocked.set(t.blocked ? 1 : 0);
-      metrics.auditSize.set(store.treeSize());
-      metrics.checkpointStale.set(checkpointer.staleSeconds());
-      metrics.storeWritable.set(store.writeFailure() === undefined ? 1 : 0);
-      const free = store.freeBytes();
-      if (free !== undefined) metrics.dataDirFree.set(free);
+      metrics.auditSize.set(await store.treeSize());
+      metrics.checkpointStale.set(await checkpointer.staleSeconds());
+      metrics.storeWritable.set(health.failure === undefined ? 1 : 0);
+      if (health.freeBytes !== undefined) metrics.dataDirFree.set(health.freeBytes);
       metrics.eventStreams.set(events.size);
       metrics.overdue.reset();
       metrics.dueSoon.reset();
-      for (const c of store.deadlineCounts(now())) {
+      for (const c of await store.deadlineCounts(now())) {
         const labels = { agency: c.agency, priority: c.priority };
         metrics.overdue.set(labels, c.overdue);
         metrics.dueSoon.set(labels, c.dueSoon);
@@ -539,7 +543,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
  * clock, and entry timestamps never go back (the store clamps them).
  */
 function watchClock(
-  store: SqliteStore,
+  store: Pick<Store, 'append'>,
   metrics: Metrics,
   logger: Logger,
   actor: AuditActor,
@@ -578,7 +582,7 @@ async function shutDown(
     checkpointer: Checkpointer;
     sweeper: ReviewSweeper;
     transport: Transport;
-    store: SqliteStore;
+    store: Store;
     logger: Logger;
   },
   budgetMs: number,
@@ -598,8 +602,8 @@ async function shutDown(
     });
     transport.abort();
   }
-  checkpointer.tick();
-  store.close();
+  await within(checkpointer.tick(), left());
+  await store.close();
 }
 
 /** Resolves true when `p` settles within `ms`, false when the time ran out first. */

@@ -3,8 +3,7 @@
  * lines. The HTTP layer and the CLI own the transport; this only reads through the
  * small interfaces below.
  */
-import type { Checkpoint } from '../store/types.js';
-import type { StoredEntry } from './types.js';
+import type { Checkpoint, StoredEntry } from './types.js';
 import { AuditError } from './errors.js';
 import { parseEntry } from './entry.js';
 import { leafHash } from './merkle.js';
@@ -20,8 +19,8 @@ import {
 
 type MaybePromise<T> = T | Promise<T>;
 
-/** The part of the audit store the exporter reads (AuditStore satisfies it). */
-export interface AuditLogReader {
+/** The part of the log the exporter reads: a store's ports, or entries already in memory. */
+export interface ExportLog {
   /** Entries [start, end), in index order. */
   entries(start: number, end: number): MaybePromise<StoredEntry[]>;
   /** Signed checkpoints with fromSize <= size <= toSize. */
@@ -37,7 +36,7 @@ export interface BundleMessage {
 }
 
 export interface ExportSource {
-  store: AuditLogReader;
+  store: ExportLog;
   origin: string;
   vkey: string;
   /** Gateway certificate chain, leaf first, PEM. */

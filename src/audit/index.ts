@@ -8,6 +8,11 @@ export type {
   AuditDraft,
   AuditEntry,
   AuditEvent,
+  AuditLog,
+  AuditLogReader,
+  Checkpoint,
+  CheckpointStore,
+  NodeCoord,
   NodeSource,
   StoredEntry,
   TreeNode,
@@ -29,6 +34,7 @@ export {
   rootHash,
   verifyConsistency,
   verifyInclusion,
+  withNodes,
 } from './merkle.js';
 export {
   SIGNATURE_LINE_PREFIX,
@@ -57,7 +63,7 @@ export {
 } from './bundle.js';
 export {
   exportBundle,
-  type AuditLogReader,
+  type ExportLog,
   type BundleMessage,
   type ExportOptions,
   type ExportSource,

@@ -12,7 +12,7 @@
  * 32-bit bitwise operators for that reason.
  */
 import { createHash, hash as oneShotHash } from 'node:crypto';
-import type { NodeSource, TreeNode } from './types.js';
+import type { NodeCoord, NodeSource, TreeNode } from './types.js';
 import { AuditError } from './errors.js';
 
 /** RFC 6962 §2.1 / RFC 9162 §2.1.1: leaf hash = SHA-256(0x00 || entry). */
@@ -334,6 +334,45 @@ export function verifyConsistency(
   }
   // 7. fr == first_hash, sr == second_hash, sn == 0.
   return sn === 0 && sameHash(fr, root1) && sameHash(sr, root2);
+}
+
+// ---------------------------------------------------------------------------
+// Nodes from a store that answers asynchronously.
+
+/**
+ * Runs `compute` (a proof, a root, the nodes an append completes) over nodes read
+ * in one round trip. The algorithms above choose which nodes to read from sizes
+ * and indexes alone, never from hash values, so a first pass over placeholders
+ * names every coordinate, `load` fetches them at once, and a second pass computes
+ * with the real hashes.
+ */
+export async function withNodes<T>(
+  compute: (src: NodeSource) => T,
+  load: (coords: readonly NodeCoord[]) => Promise<Buffer[]>,
+): Promise<T> {
+  const wanted = new Map<string, NodeCoord>();
+  const placeholder = Buffer.alloc(HASH_SIZE);
+  compute({
+    node(level, index) {
+      wanted.set(`${level}/${index}`, { level, index });
+      return placeholder;
+    },
+  });
+  const coords = [...wanted.values()];
+  const hashes = coords.length === 0 ? [] : await load(coords);
+  const found = new Map<string, Buffer>();
+  coords.forEach((c, k) => {
+    const h = hashes[k];
+    if (h !== undefined) found.set(`${c.level}/${c.index}`, h);
+  });
+  return compute({
+    node(level, index) {
+      const h = found.get(`${level}/${index}`);
+      if (h === undefined)
+        throw new AuditError('node-missing', `node (${level}, ${index}) missing`);
+      return h;
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------

@@ -66,3 +66,40 @@ export interface TreeNode {
 export interface NodeSource {
   node(level: number, index: number): Buffer;
 }
+
+/** Where a stored perfect-subtree hash sits: `level` 0 is a leaf. */
+export interface NodeCoord {
+  level: number;
+  index: number;
+}
+
+/** A signed tree head (protocol §6.3), as kept by the log. */
+export interface Checkpoint {
+  size: number;
+  root: Buffer;
+  /** The signed note, exactly as served. */
+  text: string;
+  signedAt: string;
+}
+
+/** Reading the audit log (protocol §6): what proofs, exports and the verifier routes need. */
+export interface AuditLogReader {
+  treeSize(): Promise<number>;
+  entries(start: number, end: number): Promise<StoredEntry[]>;
+  /** The stored hashes at `coords`, in the same order (see `withNodes` in merkle.ts). */
+  nodesAt(coords: readonly NodeCoord[]): Promise<Buffer[]>;
+}
+
+/** The audit log's storage: one gap-free, append-only sequence of entries. */
+export interface AuditLog extends AuditLogReader {
+  append(draft: AuditDraft): Promise<StoredEntry>;
+}
+
+/** Signed checkpoints: every one is kept, so old tree heads stay provable. */
+export interface CheckpointStore {
+  latestCheckpoint(): Promise<Checkpoint | undefined>;
+  checkpointAt(size: number): Promise<Checkpoint | undefined>;
+  checkpoints(fromSize: number, toSize: number): Promise<Checkpoint[]>;
+  /** Keeps `cp`; a second checkpoint of the same size is ignored. */
+  addCheckpoint(cp: Checkpoint): Promise<void>;
+}

@@ -18,7 +18,7 @@
  * trusted checkpoint of its start plus a proof over the missing prefix, which the
  * bundle format does not carry. Failures are data (`VerifyFailure`), never thrown.
  */
-import { createHash } from 'node:crypto';
+import { digestOf } from '../envelope/jws.js';
 import { signingTimeOf } from '../envelope/profile.js';
 import { MESSAGE_TYP, RECEIPT_TYP, type ReceiptPayload } from '../envelope/types.js';
 import type { AuditEntry } from './types.js';
@@ -222,10 +222,6 @@ const isObject = (x: unknown): x is Record<string, unknown> =>
   typeof x === 'object' && x !== null && !Array.isArray(x);
 const isIndex = (x: unknown): x is number =>
   typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
-
-function digestOf(jws: string): string {
-  return `sha256:${createHash('sha256').update(jws, 'ascii').digest('hex')}`;
-}
 
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 

@@ -1,11 +1,11 @@
 import type { KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { signCheckpoint } from '../audit/checkpoint.js';
-import { rootHash } from '../audit/merkle.js';
-import type { AuditStore, Checkpoint } from '../store/types.js';
+import { rootHash, withNodes } from '../audit/merkle.js';
+import type { AuditLogReader, Checkpoint, CheckpointStore } from '../audit/types.js';
 
 export interface CheckpointerOptions {
-  store: AuditStore;
+  store: AuditLogReader & CheckpointStore;
   /** protocol §6.3: origin line and key name, default `casebridge/<gateway id>`. */
   origin: string;
   keyName: string;
@@ -32,12 +32,14 @@ export class Checkpointer {
   /** Monotonic ms when the latest checkpoint last covered the whole log. */
   private coveredAt = performance.now();
   private failing = false;
+  /** One tick at a time: a slow store never stacks signings. */
+  private ticking = false;
 
   constructor(private readonly opts: CheckpointerOptions) {}
 
   start(): void {
-    this.tick();
-    this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
+    void this.tick();
+    this.timer = setInterval(() => void this.tick(), this.opts.intervalMs);
     this.timer.unref();
   }
 
@@ -47,9 +49,11 @@ export class Checkpointer {
   }
 
   /** One timer run: signNow, with its failure logged and kept for the next tick. */
-  tick(): void {
+  async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
     try {
-      this.signNow();
+      await this.signNow();
       if (this.failing) this.opts.logger?.info('checkpoint signing works again');
       this.failing = false;
     } catch (e) {
@@ -60,6 +64,8 @@ export class Checkpointer {
         });
       }
       this.failing = true;
+    } finally {
+      this.ticking = false;
     }
   }
 
@@ -67,29 +73,32 @@ export class Checkpointer {
    * Seconds since the latest checkpoint stopped covering the log, while the log
    * has grown past it; 0 when it covers the whole log.
    */
-  staleSeconds(): number {
-    const latest = this.opts.store.latestCheckpoint()?.size ?? 0;
-    if (this.opts.store.treeSize() <= latest) return 0;
+  async staleSeconds(): Promise<number> {
+    const latest = (await this.opts.store.latestCheckpoint())?.size ?? 0;
+    if ((await this.opts.store.treeSize()) <= latest) return 0;
     return (performance.now() - this.coveredAt) / 1000;
   }
 
   /** Signs the current tree if it is larger than the latest checkpoint. */
-  signNow(): Checkpoint | undefined {
+  async signNow(): Promise<Checkpoint | undefined> {
     const { store } = this.opts;
-    const size = store.treeSize();
-    const latest = store.latestCheckpoint();
+    const size = await store.treeSize();
+    const latest = await store.latestCheckpoint();
     if (size === 0 || (latest && latest.size >= size)) {
       this.coveredAt = performance.now();
       return latest;
     }
-    const root = rootHash(size, store.nodes());
+    const root = await withNodes(
+      (src) => rootHash(size, src),
+      (c) => store.nodesAt(c),
+    );
     const text = signCheckpoint(
       { origin: this.opts.origin, size, root },
       this.opts.keyName,
       this.opts.key,
     );
     const cp: Checkpoint = { size, root, text, signedAt: this.opts.now().toISOString() };
-    store.addCheckpoint(cp);
+    await store.addCheckpoint(cp);
     this.coveredAt = performance.now();
     this.opts.onSigned?.(cp);
     return cp;

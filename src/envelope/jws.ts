@@ -37,6 +37,11 @@ export function digestOf(jws: string): string {
   return 'sha256:' + createHash('sha256').update(jws, 'ascii').digest('hex');
 }
 
+/** `digestOf` over bytes as received (a broker body), which may not be ASCII at all. */
+export function digestOfBytes(bytes: Uint8Array): string {
+  return 'sha256:' + createHash('sha256').update(bytes).digest('hex');
+}
+
 /** `sha256:` + hex of SHA-256 over a certificate's DER (protocol §6.1 `subject`). */
 export function certificateSubject(cert: X509Certificate): string {
   return 'sha256:' + createHash('sha256').update(cert.raw).digest('hex');

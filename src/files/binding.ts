@@ -18,13 +18,17 @@ export function transferFiles(env: Envelope): FileRef[] {
 }
 
 /** Throws UNKNOWN_FILE naming every item without its upload; returns what to bind. */
-export function requireUploadedFiles(env: Envelope, files: FileIndex): FileBinding | undefined {
+export async function requireUploadedFiles(
+  env: Envelope,
+  files: Pick<FileIndex, 'storedFile'>,
+): Promise<FileBinding | undefined> {
   const refs = transferFiles(env);
   if (refs.length === 0) return undefined;
   const errors: ValidationIssue[] = [];
+  const stored = await Promise.all(refs.map((f) => files.storedFile(env.from, f.sha256)));
   refs.forEach((f, k) => {
-    const stored = files.storedFile(env.from, f.sha256);
-    if (stored === undefined || stored.size !== f.size) {
+    const kept = stored[k];
+    if (kept === undefined || kept.size !== f.size) {
       errors.push({
         path: `/body/items/${k}`,
         keyword: 'uploadedFile',

@@ -57,7 +57,7 @@ export async function sweepFiles(o: SweepOptions): Promise<SweepReport> {
   }
 
   for await (const obj of o.objects.list()) {
-    if (o.index.storedFile(obj.agency, obj.sha256) !== undefined) continue;
+    if ((await o.index.storedFile(obj.agency, obj.sha256)) !== undefined) continue;
     const rec = pending.get(`${obj.agency}/${obj.sha256}`);
     const partialGone =
       rec !== undefined && (await exists(join(o.uploads.directory, rec.id))) === false;

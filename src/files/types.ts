@@ -37,18 +37,18 @@ export interface FileBinding {
 /** The file records of the gateway's store. Every write appends its audit entry in the same transaction. */
 export interface FileIndex {
   /** The completed upload of `agency` with this hash, if any. */
-  storedFile(agency: string, sha256: string): StoredFile | undefined;
+  storedFile(agency: string, sha256: string): Promise<StoredFile | undefined>;
   /** Bytes of completed files the agency keeps. */
-  usage(agency: string): number;
+  usage(agency: string): Promise<number>;
   /**
    * Records a completed, verified file (`file.stored`). `exists` when the agency
    * already keeps it: no second entry.
    */
   recordStored(file: FileRef & { agency: string }, actor: AuditActor): Promise<'stored' | 'exists'>;
   /** The file bound to `messageId` under this hash, with the agency that keeps it. */
-  boundFile(messageId: string, sha256: string): StoredFile | undefined;
+  boundFile(messageId: string, sha256: string): Promise<StoredFile | undefined>;
   /** Every file bound to `messageId`. */
-  boundFiles(messageId: string): StoredFile[];
+  boundFiles(messageId: string): Promise<StoredFile[]>;
   /** `file.downloaded`. */
   recordDownload(
     messageId: string,
@@ -63,5 +63,5 @@ export interface FileIndex {
    */
   expireUnbound(before: Date, actor: AuditActor, limit: number): Promise<StoredFile[]>;
   /** The gateway's custody entries for the files bound to `messageId`. */
-  custody(messageId: string): CustodyEvent[];
+  custody(messageId: string): Promise<CustodyEvent[]>;
 }

@@ -286,7 +286,7 @@ export class EvidenceUploadStore extends FileStore {
       await this.kv.set(id, { ...rec, offset: rec.size, metadata: { ...meta, complete: 'true' } });
     } catch (e) {
       if (!isDiskFull(e)) throw e;
-      if (this.index.storedFile(meta.agency, meta.sha256) === undefined) {
+      if ((await this.index.storedFile(meta.agency, meta.sha256)) === undefined) {
         await this.objects.remove(meta.agency, meta.sha256);
       }
       await this.discard(id);

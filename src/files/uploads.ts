@@ -168,7 +168,7 @@ export class UploadService {
     const sha256 = declaredSha256(header(req, 'upload-metadata'));
 
     // A file the agency already keeps is answered at once: a completed upload.
-    const kept = this.opts.index.storedFile(actor.agency, sha256);
+    const kept = await this.opts.index.storedFile(actor.agency, sha256);
     if (kept !== undefined && kept.size === length) {
       const id = Uid.rand();
       await this.store.createComplete(id, length, metaOf(sha256, actor));
@@ -184,7 +184,7 @@ export class UploadService {
     }
 
     const reserved = await this.inProgressBytes(actor.agency);
-    if (this.opts.index.usage(actor.agency) + reserved + length > quotaBytes) {
+    if ((await this.opts.index.usage(actor.agency)) + reserved + length > quotaBytes) {
       throw new CasebridgeError('QUOTA_EXCEEDED', "the agency's file quota would be exceeded");
     }
     const fs = await statfs(this.store.directory);

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
 import { exportBundle, type BundleMessage } from '../audit/export.js';
 import { mayReadStored } from '../audit/disclosure.js';
-import { consistencyProof, inclusionProof, leafHash } from '../audit/merkle.js';
+import { consistencyProof, inclusionProof, leafHash, withNodes } from '../audit/merkle.js';
 import { CasebridgeError } from '../errors.js';
 import { exportableTo } from '../messages/visibility.js';
 import { principalOf, requireRole } from './auth.js';
@@ -16,12 +16,12 @@ const MAX_INDEX = Number.MAX_SAFE_INTEGER;
  * The tree size a proof is made against: `size` if given (1..latest signed size),
  * else the latest signed checkpoint, whose text is returned with the proof.
  */
-export function proofSize(
+export async function proofSize(
   ctx: HttpContext,
   q: Record<string, unknown>,
   minSize: number,
-): { size: number; checkpoint?: string } {
-  const latest = ctx.store.latestCheckpoint();
+): Promise<{ size: number; checkpoint?: string }> {
+  const latest = await ctx.store.latestCheckpoint();
   const given = optInt(q, 'size', 1, MAX_INDEX);
   if (given === undefined) {
     if (!latest || latest.size < minSize) {
@@ -40,7 +40,7 @@ export function proofSize(
   }
   if (given < minSize)
     throw new CasebridgeError('INVALID_PARAMETER', 'size must be greater than index');
-  const cp = ctx.store.checkpointAt(given);
+  const cp = await ctx.store.checkpointAt(given);
   return cp ? { size: given, checkpoint: cp.text } : { size: given };
 }
 
@@ -48,10 +48,11 @@ export function auditRoutes(ctx: HttpContext): Router {
   const r = Router();
 
   // protocol §6.5: `size=N` serves the checkpoint signed at size N, when one was.
-  r.get('/v1/audit/checkpoint', (req: Request, res: Response) => {
+  r.get('/v1/audit/checkpoint', async (req: Request, res: Response) => {
     principalOf(res);
     const size = optInt(req.query as Record<string, unknown>, 'size', 0, MAX_INDEX);
-    const cp = size === undefined ? ctx.store.latestCheckpoint() : ctx.store.checkpointAt(size);
+    const cp =
+      size === undefined ? await ctx.store.latestCheckpoint() : await ctx.store.checkpointAt(size);
     if (!cp && size !== undefined)
       throw new CasebridgeError('NOT_FOUND', 'no checkpoint was signed at this size');
     if (!cp) throw new CasebridgeError('UNAVAILABLE', 'no checkpoint has been signed yet');
@@ -62,10 +63,10 @@ export function auditRoutes(ctx: HttpContext): Router {
     res.type('text/plain; charset=utf-8').send(ctx.log.vkey + '\n');
   });
 
-  r.get('/v1/audit/entries', (req: Request, res: Response) => {
+  r.get('/v1/audit/entries', async (req: Request, res: Response) => {
     const auditor = requireRole(res, ['auditor'], 'the audit log');
     const q = req.query as Record<string, unknown>;
-    const size = ctx.store.treeSize();
+    const size = await ctx.store.treeSize();
     const start = optInt(q, 'start', 0, MAX_INDEX) ?? 0;
     const end = Math.min(
       optInt(q, 'end', 0, MAX_INDEX) ?? size,
@@ -76,7 +77,7 @@ export function auditRoutes(ctx: HttpContext): Router {
       throw new CasebridgeError('INVALID_PARAMETER', 'start is beyond the end of the log');
     res.type('application/x-ndjson');
     const lines: string[] = [];
-    for (const e of ctx.store.entries(start, Math.max(start, end))) {
+    for (const e of await ctx.store.entries(start, Math.max(start, end))) {
       if (!mayReadStored(e, auditor.agency, ctx.disclosure)) {
         // Another pair's traffic: the leaf hash proves its place, and says nothing else.
         lines.push(`{"index":${e.index},"leafHash":"${leafHash(e.bytes).toString('base64')}"}\n`);
@@ -89,23 +90,27 @@ export function auditRoutes(ctx: HttpContext): Router {
     res.send(lines.join(''));
   });
 
-  r.get('/v1/audit/proof/inclusion', (req: Request, res: Response) => {
+  r.get('/v1/audit/proof/inclusion', async (req: Request, res: Response) => {
     requireRole(res, ['auditor'], 'proofs by index');
     const q = req.query as Record<string, unknown>;
     const index = reqInt(q, 'index', 0, MAX_INDEX);
-    const { size, checkpoint } = proofSize(ctx, q, index + 1);
+    const { size, checkpoint } = await proofSize(ctx, q, index + 1);
+    const hashes = await withNodes(
+      (src) => inclusionProof(index, size, src),
+      (c) => ctx.store.nodesAt(c),
+    );
     res.json({
       index,
       size,
-      hashes: inclusionProof(index, size, ctx.store.nodes()).map((h) => h.toString('base64')),
+      hashes: hashes.map((h) => h.toString('base64')),
       ...(checkpoint ? { checkpoint } : {}),
     });
   });
 
-  r.get('/v1/audit/proof/consistency', (req: Request, res: Response) => {
+  r.get('/v1/audit/proof/consistency', async (req: Request, res: Response) => {
     principalOf(res);
     const q = req.query as Record<string, unknown>;
-    const latest = ctx.store.latestCheckpoint()?.size ?? 0;
+    const latest = (await ctx.store.latestCheckpoint())?.size ?? 0;
     const from = reqInt(q, 'from', 1, MAX_INDEX);
     const to = optInt(q, 'to', 1, MAX_INDEX) ?? latest;
     if (to > latest)
@@ -114,10 +119,14 @@ export function auditRoutes(ctx: HttpContext): Router {
         'to must not exceed the latest signed checkpoint',
       );
     if (from > to) throw new CasebridgeError('INVALID_PARAMETER', 'from must not exceed to');
+    const hashes = await withNodes(
+      (src) => consistencyProof(from, to, src),
+      (c) => ctx.store.nodesAt(c),
+    );
     res.json({
       from,
       to,
-      hashes: consistencyProof(from, to, ctx.store.nodes()).map((h) => h.toString('base64')),
+      hashes: hashes.map((h) => h.toString('base64')),
     });
   });
 
@@ -143,10 +152,10 @@ export function auditRoutes(ctx: HttpContext): Router {
         redact: (e) => !mayReadStored(e, auditor.agency, ctx.disclosure),
         // Even with the grant, an auditor sees only its own agency's messages (protocol §1.4),
         // and never an H3 or shredded one (protocol §2.2).
-        messagesFor: (ids) => {
+        messagesFor: async (ids) => {
           const out: BundleMessage[] = [];
           for (const id of ids) {
-            const m = ctx.store.getMessage(id);
+            const m = await ctx.store.getMessage(id);
             if (!m || !exportableTo(m, auditor.agency)) continue;
             const { receipt } = JSON.parse(m.response) as { receipt: string };
             out.push({ id: m.id, jws: m.jws, receipt });

@@ -5,7 +5,8 @@ import type { Metrics } from '../ops/metrics.js';
 import type { Logger } from '../ops/logger.js';
 import type { EventHub } from '../review/events.js';
 import type { DecideDeps } from '../review/index.js';
-import type { Store } from '../store/types.js';
+import type { AuditLog, AuditLogReader, CheckpointStore } from '../audit/types.js';
+import type { MessageReader } from '../messages/types.js';
 import type { SubmissionDeps } from '../submission/submit.js';
 import type { ChainVerifier } from './auth.js';
 import type { InFlightLimits } from './limits.js';
@@ -13,9 +14,12 @@ import type { RateLimiter } from './rate.js';
 import type { FileRoutesDeps } from './files.js';
 import type { X509Certificate } from 'node:crypto';
 
+/** What the routes read directly; every change goes through a use case. */
+export type HttpStore = MessageReader & AuditLogReader & CheckpointStore & Pick<AuditLog, 'append'>;
+
 /** Everything the HTTP layer needs, built once by the composition root. */
 export interface HttpContext {
-  store: Store;
+  store: HttpStore;
   submission: SubmissionDeps;
   /** Claims and decisions (protocol §5.4, §5.5). */
   review: DecideDeps;

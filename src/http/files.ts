@@ -46,8 +46,8 @@ export function fileRoutes(ctx: HttpContext, deps: FileRoutesDeps): Router {
     if (!isSha256Hex(sha256)) {
       throw new CasebridgeError('INVALID_PARAMETER', 'the file is named by 64 lowercase hex');
     }
-    const m = findVisible(ctx, id, p);
-    const file = deps.files.boundFile(m.id, sha256);
+    const m = await findVisible(ctx, id, p);
+    const file = await deps.files.boundFile(m.id, sha256);
     if (file === undefined) throw new CasebridgeError('NOT_FOUND', 'no such file in this message');
     const range = requestedRange(req, file);
     const headers: Record<string, string> = {
@@ -82,9 +82,9 @@ export function fileRoutes(ctx: HttpContext, deps: FileRoutesDeps): Router {
     );
   });
 
-  r.get('/v1/messages/:id/case.jsonld', (req: Request, res: Response) => {
+  r.get('/v1/messages/:id/case.jsonld', async (req: Request, res: Response) => {
     const p = requireRole(res, FILE_ROLES, 'reading messages');
-    const m = findVisible(ctx, messageId(req.params['id']), p);
+    const m = await findVisible(ctx, messageId(req.params['id']), p);
     if (m.type !== 'evidence.transfer' || m.envelope === null) {
       throw new CasebridgeError('NOT_FOUND', 'only an evidence.transfer has a CASE export');
     }
@@ -94,7 +94,7 @@ export function fileRoutes(ctx: HttpContext, deps: FileRoutesDeps): Router {
       logIndex: m.logIndex,
       acceptedAt: m.acceptedAt,
       gatewayId: ctx.gateway.id,
-      custody: deps.files.custody(m.id),
+      custody: await deps.files.custody(m.id),
     });
     res.type('application/ld+json').send(JSON.stringify(bundle));
   });

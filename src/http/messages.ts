@@ -1,12 +1,14 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { seesAllEntries } from '../audit/disclosure.js';
-import { inclusionProof } from '../audit/merkle.js';
+import { inclusionProof, withNodes } from '../audit/merkle.js';
 import { isParty } from '../messages/handling.js';
 import { DECISION_STATUSES, MESSAGE_TYPES, PRIORITIES } from '../envelope/types.js';
 import { CasebridgeError } from '../errors.js';
 import type { Principal } from '../pki/types.js';
 import { LIFECYCLE_STATUSES, reviewView } from '../review/index.js';
-import type { ListQuery, MessageRecord } from '../store/types.js';
+import { threadOf } from '../messages/thread.js';
+import type { ListQuery, MessageRecord } from '../messages/types.js';
+import { visibleTo } from '../messages/visibility.js';
 import { submitMessage } from '../submission/submit.js';
 import { principalOf, requireRole } from './auth.js';
 import type { HttpContext } from './context.js';
@@ -59,14 +61,14 @@ export function summary(ctx: HttpContext, m: MessageRecord) {
   };
 }
 
-/** protocol §5.3: only the sender's and the recipient's agency ever see a message. */
-export function visibleTo(m: MessageRecord | undefined, p: Principal): m is MessageRecord {
-  return m !== undefined && (m.from === p.agency || m.to === p.agency);
-}
-
-export function findVisible(ctx: HttpContext, id: string, p: Principal): MessageRecord {
-  const m = ctx.store.getMessage(id);
-  if (!visibleTo(m, p)) throw new CasebridgeError('NOT_FOUND', 'no such message');
+/** The message `id` if the principal's agency may see it (protocol §5.3); else 404. */
+export async function findVisible(
+  ctx: HttpContext,
+  id: string,
+  p: Principal,
+): Promise<MessageRecord> {
+  const m = await ctx.store.getMessage(id);
+  if (!visibleTo(m, p.agency)) throw new CasebridgeError('NOT_FOUND', 'no such message');
   return m;
 }
 
@@ -107,7 +109,7 @@ export function messageRoutes(ctx: HttpContext): Router {
   );
   r.use('/v1/messages', refusals(ctx));
 
-  const listHandler = (direction?: 'received' | 'sent') => (req: Request, res: Response) => {
+  const listHandler = (direction?: 'received' | 'sent') => async (req: Request, res: Response) => {
     const p = requireRole(res, READER_ROLES, 'reading messages');
     const q = req.query as Record<string, unknown>;
     const dir = direction ?? optEnum(q, 'direction', ['received', 'sent'] as const) ?? 'received';
@@ -127,15 +129,15 @@ export function messageRoutes(ctx: HttpContext): Router {
     if (type) query.type = type;
     if (priority) query.priority = priority;
     if (cursor) query.cursor = cursor;
-    const page = ctx.store.list(query);
+    const page = await ctx.store.list(query);
     res.json({ items: page.items.map((m) => summary(ctx, m)), nextCursor: page.nextCursor });
   };
   r.get('/v1/inbox', listHandler('received'));
   r.get('/v1/messages', listHandler());
 
-  r.get('/v1/messages/:id', (req: Request, res: Response) => {
+  r.get('/v1/messages/:id', async (req: Request, res: Response) => {
     const p = requireRole(res, READER_ROLES, 'reading messages');
-    const m = findVisible(ctx, messageId(req.params['id']), p);
+    const m = await findVisible(ctx, messageId(req.params['id']), p);
     const view = reviewFields(ctx, m);
     res.json({
       id: m.id,
@@ -153,67 +155,48 @@ export function messageRoutes(ctx: HttpContext): Router {
       dueSoon: view.dueSoon,
       acceptedAt: m.acceptedAt,
       receipt: (JSON.parse(m.response) as { receipt: string }).receipt,
-      history: ctx.store.history(m.id),
+      history: await ctx.store.history(m.id),
     });
   });
 
-  r.get('/v1/messages/:id/thread', (req: Request, res: Response) => {
+  r.get('/v1/messages/:id/thread', async (req: Request, res: Response) => {
     const p = requireRole(res, READER_ROLES, 'reading messages');
-    const start = findVisible(ctx, messageId(req.params['id']), p);
-    res.json({ items: thread(ctx, start, p).map((m) => summary(ctx, m)) });
+    const start = await findVisible(ctx, messageId(req.params['id']), p);
+    const items = await threadOf(ctx.store, start, p.agency);
+    res.json({ items: items.map((m) => summary(ctx, m)) });
   });
 
-  r.get('/v1/messages/:id/proof', (req: Request, res: Response) => {
+  r.get('/v1/messages/:id/proof', async (req: Request, res: Response) => {
     const p = principalOf(res);
     const id = messageId(req.params['id']);
-    const m = ctx.store.getMessage(id);
+    const m = await ctx.store.getMessage(id);
     // Agencies see proofs of their own messages; auditors those whose entries they may read.
     const auditorMay =
       p.role === 'auditor' &&
       m !== undefined &&
       (seesAllEntries(p.agency, ctx.disclosure) || isParty(m, p.agency));
-    if (!m || (!auditorMay && !visibleTo(m, p))) {
+    if (!m || (!auditorMay && !visibleTo(m, p.agency))) {
       throw new CasebridgeError('NOT_FOUND', 'no such message');
     }
-    const { size, checkpoint } = proofSize(
+    const { size, checkpoint } = await proofSize(
       ctx,
       req.query as Record<string, unknown>,
       m.logIndex + 1,
     );
+    const hashes = await withNodes(
+      (src) => inclusionProof(m.logIndex, size, src),
+      (c) => ctx.store.nodesAt(c),
+    );
+    const [leaf] = await ctx.store.entries(m.logIndex, m.logIndex + 1);
     res.json({
       index: m.logIndex,
       size,
-      hashes: inclusionProof(m.logIndex, size, ctx.store.nodes()).map((h) => h.toString('base64')),
+      hashes: hashes.map((h) => h.toString('base64')),
       // The exact bytes of the message.accepted entry, so a client can hash the leaf itself.
-      leaf: ctx.store.entries(m.logIndex, m.logIndex + 1)[0]?.bytes.toString('base64'),
+      leaf: leaf?.bytes.toString('base64'),
       ...(checkpoint ? { checkpoint } : {}),
     });
   });
 
   return r;
-}
-
-const MAX_THREAD = 1000;
-
-/** protocol §5.3: every message linked through inReplyTo that the caller may see, root first. */
-function thread(ctx: HttpContext, start: MessageRecord, p: Principal): MessageRecord[] {
-  let root = start;
-  const climbed = new Set([root.id]);
-  while (root.inReplyTo) {
-    const parent = ctx.store.getMessage(root.inReplyTo);
-    if (!visibleTo(parent, p) || climbed.has(parent.id)) break;
-    climbed.add(parent.id);
-    root = parent;
-  }
-  const out: MessageRecord[] = [];
-  const seen = new Set<string>();
-  const queue = [root];
-  while (queue.length > 0 && out.length < MAX_THREAD) {
-    const m = queue.shift()!;
-    if (seen.has(m.id)) continue;
-    seen.add(m.id);
-    out.push(m);
-    for (const reply of ctx.store.replies(m.id)) if (visibleTo(reply, p)) queue.push(reply);
-  }
-  return out.sort((a, b) => a.logIndex - b.logIndex);
 }

@@ -18,19 +18,19 @@ const DECISION_LIMIT = 64 * 1024;
 export function reviewRoutes(ctx: HttpContext): Router {
   const r = Router();
 
-  const target = (req: Request, res: Response) => {
+  const target = async (req: Request, res: Response) => {
     const officer = requireRole(res, ['officer'], 'reviewing messages');
-    const m = findVisible(ctx, messageId(req.params['id']), officer);
+    const m = await findVisible(ctx, messageId(req.params['id']), officer);
     return { officer, m };
   };
 
   r.post('/v1/messages/:id/claim', async (req: Request, res: Response) => {
-    const { officer, m } = target(req, res);
+    const { officer, m } = await target(req, res);
     res.json(summary(ctx, await claimMessage(m, officer, ctx.review)));
   });
 
   r.post('/v1/messages/:id/release', async (req: Request, res: Response) => {
-    const { officer, m } = target(req, res);
+    const { officer, m } = await target(req, res);
     res.json(summary(ctx, await releaseMessage(m, officer, ctx.review)));
   });
 
@@ -38,8 +38,8 @@ export function reviewRoutes(ctx: HttpContext): Router {
   r.post(
     '/v1/messages/:id/decision',
     // Role, recipient agency and the caller's own claim hold before a byte of the body is read.
-    (req: Request, res: Response, next: NextFunction) => {
-      const { officer, m } = target(req, res);
+    async (req: Request, res: Response, next: NextFunction) => {
+      const { officer, m } = await target(req, res);
       authorizeDecision(m, officer, ctx.now());
       if (!req.is('application/json')) {
         throw new CasebridgeError(
@@ -51,7 +51,7 @@ export function reviewRoutes(ctx: HttpContext): Router {
       readBody(req, res, next);
     },
     async (req: Request, res: Response) => {
-      const { officer, m } = res.locals['review'] as ReturnType<typeof target>;
+      const { officer, m } = res.locals['review'] as Awaited<ReturnType<typeof target>>;
       const request = parseDecisionRequest(
         ctx.submission.parseJson(typeof req.body === 'string' ? req.body : ''),
         ctx.review,

@@ -19,3 +19,8 @@ export function exportableTo(
 ): m is ExportCandidate & { jws: string } {
   return isParty(m, agency) && mayExportContent(m.handling) && m.jws !== null;
 }
+
+/** protocol §5.3: only the sender's and the recipient's agency ever see a message. */
+export function visibleTo<M extends Parties>(m: M | undefined, agency: string): m is M {
+  return m !== undefined && isParty(m, agency);
+}

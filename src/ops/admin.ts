@@ -9,8 +9,8 @@ export interface Readiness {
 /** Plain HTTP on loopback: /healthz, /readyz, /metrics (protocol §8). */
 export function createAdminServer(
   metrics: Metrics,
-  readiness: () => Readiness,
-  refresh: () => void,
+  readiness: () => Promise<Readiness>,
+  refresh: () => Promise<void>,
 ): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -23,16 +23,18 @@ export function createAdminServer(
       return;
     }
     if (path === '/readyz') {
-      const r = readiness();
-      res
-        .writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify(r));
+      readiness()
+        .then((r) =>
+          res
+            .writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' })
+            .end(JSON.stringify(r)),
+        )
+        .catch(() => res.writeHead(500).end());
       return;
     }
     if (path === '/metrics') {
-      refresh();
-      metrics.registry
-        .metrics()
+      refresh()
+        .then(() => metrics.registry.metrics())
         .then((body) =>
           res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body),
         )

@@ -6,7 +6,7 @@
  * and every proof still verify.
  */
 import type { AuditActor } from '../audit/types.js';
-import type { RetentionPort } from '../store/types.js';
+import type { RetentionPort } from './ports.js';
 import type { EpochKeys } from './keys.js';
 
 const DAY_MS = 86_400_000;
@@ -78,7 +78,7 @@ export class Shredder {
     const { store, keys, retentionDays, actor } = this.opts;
     const now = this.opts.now();
     // Key files without rows too: a run that stopped between the commit and the destruction.
-    const due = expiredEpochs([...store.liveEpochs(), ...keys.list()], now, retentionDays);
+    const due = expiredEpochs([...(await store.liveEpochs()), ...keys.list()], now, retentionDays);
     const report: ShredReport = { epochs: [], shredded: 0, carried: 0 };
     for (const epoch of due) {
       const outcome = await store.shredEpoch(epoch, actor);

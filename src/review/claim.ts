@@ -5,12 +5,13 @@
  */
 import { CasebridgeError } from '../errors.js';
 import type { Principal } from '../pki/types.js';
-import type { HistoryActor, MessageRecord, ReviewOutcome, Store } from '../store/types.js';
+import type { HistoryActor, MessageRecord } from '../messages/types.js';
+import type { ReviewOutcome, ReviewPort } from './ports.js';
 import { actorOf } from '../submission/submit.js';
 import { effectiveState, type Refusal } from './lifecycle.js';
 
 export interface ReviewDeps {
-  store: Pick<Store, 'review'>;
+  store: Pick<ReviewPort, 'review' | 'decide'>;
   /** protocol §5.5 `CASEBRIDGE_CLAIM_TTL_S`, in ms. */
   claimTtlMs: number;
   now: () => Date;

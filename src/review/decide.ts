@@ -5,7 +5,8 @@ import { signMessage } from '../envelope/sign.js';
 import type { DecisionStatus, Envelope } from '../envelope/types.js';
 import { CasebridgeError, type ValidationIssue } from '../errors.js';
 import type { Principal } from '../pki/types.js';
-import type { AcceptOutcome, MessageRecord } from '../store/types.js';
+import type { MessageRecord } from '../messages/types.js';
+import type { AcceptOutcome } from '../submission/ports.js';
 import { actorOf, receiptMaker, type SubmissionDeps } from '../submission/submit.js';
 import { refusalError, type ReviewDeps } from './claim.js';
 
@@ -83,7 +84,7 @@ export async function decide(
   const jws = signMessage(update, sub.gateway);
   const digest = digestOf(jws);
   const actor = { ...actorOf(officer), name: officer.name };
-  const { review, accept } = await sub.store.decide(
+  const { review, accept } = await deps.store.decide(
     original.id,
     {
       kind: 'decide',

@@ -4,7 +4,7 @@
  * this module decides who hears what, and holds the subscribers.
  */
 import type { MessageType, Priority } from '../envelope/types.js';
-import type { MessageChange, MessageRecord } from '../store/types.js';
+import type { MessageChange, MessageRecord } from '../messages/types.js';
 import type { LifecycleStatus } from './lifecycle.js';
 
 export const STREAM_EVENTS = [
@@ -41,15 +41,15 @@ function dataOf(m: Pick<MessageRecord, 'id' | 'type' | 'priority' | 'status'>): 
  * - `replied`: the same agency, about the earlier message a delivered reply answers;
  * - `claimed`, `released`, `lapsed`, `decided`: both agencies of the message.
  */
-export function deliveriesOf(
+export async function deliveriesOf(
   change: MessageChange,
-  lookup: (id: string) => MessageRecord | undefined,
-): Delivery[] {
+  lookup: (id: string) => Promise<MessageRecord | undefined>,
+): Promise<Delivery[]> {
   const m = change.message;
   switch (change.event) {
     case 'delivered': {
       const out: Delivery[] = [{ agency: m.to, event: 'arrived', data: dataOf(m) }];
-      const parent = m.inReplyTo === null ? undefined : lookup(m.inReplyTo);
+      const parent = m.inReplyTo === null ? undefined : await lookup(m.inReplyTo);
       if (parent && (parent.from === m.to || parent.to === m.to)) {
         out.push({ agency: m.to, event: 'replied', data: dataOf(parent) });
       }
@@ -78,7 +78,7 @@ export interface Subscriber {
 export interface EventHubOptions {
   maxPerPrincipal: number;
   maxTotal: number;
-  lookup: (id: string) => MessageRecord | undefined;
+  lookup: (id: string) => Promise<MessageRecord | undefined>;
 }
 
 /** Subscribers by agency; bounded per principal and in all. */
@@ -86,6 +86,8 @@ export class EventHub {
   private readonly byAgency = new Map<string, Set<Subscriber>>();
   private readonly perPrincipal = new Map<string, number>();
   private total = 0;
+  /** The changes being sent, in order. */
+  private sending: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: EventHubOptions) {}
 
@@ -131,9 +133,21 @@ export class EventHub {
     }
   }
 
+  /** Sends a change to its subscribers; changes go out in the order they were published. */
   publish(change: MessageChange): void {
     if (this.total === 0) return;
-    for (const d of deliveriesOf(change, this.opts.lookup)) {
+    this.sending = this.sending
+      .then(() => deliveriesOf(change, this.opts.lookup))
+      .then(
+        (deliveries) => this.send(deliveries),
+        () => {
+          // A failed lookup drops this change's events; the stream goes on.
+        },
+      );
+  }
+
+  private send(deliveries: readonly Delivery[]): void {
+    for (const d of deliveries) {
       for (const s of this.byAgency.get(d.agency) ?? []) {
         try {
           s.send(d.event, d.data);

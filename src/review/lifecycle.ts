@@ -183,3 +183,18 @@ export function review(state: ReviewState, action: ReviewAction, now: Date): Rev
     }
   }
 }
+
+/**
+ * The delivery steps (protocol §5.2) a message in `status` takes when the broker
+ * confirms it (`confirmed`) or its inbox records it (`delivered`). The broker's
+ * confirm and the consumer race, so each event brings the steps still missing,
+ * in order, and nothing once the message is past them.
+ */
+export function deliverySteps(
+  status: LifecycleStatus,
+  event: 'confirmed' | 'delivered',
+): ('queued' | 'delivered')[] {
+  if (event === 'confirmed') return status === 'accepted' ? ['queued'] : [];
+  if (status === 'accepted') return ['queued', 'delivered'];
+  return status === 'queued' ? ['delivered'] : [];
+}

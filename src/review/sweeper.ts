@@ -5,13 +5,13 @@
  */
 import type { AuditActor } from '../audit/types.js';
 import type { Logger } from '../ops/logger.js';
-import type { Store } from '../store/types.js';
+import type { ReviewPort } from './ports.js';
 
 /** Rows handled per pass; a longer backlog is taken on the next pass at once. */
 const BATCH = 200;
 
 export interface SweeperOptions {
-  store: Pick<Store, 'lapseExpired' | 'takeNewlyOverdue'>;
+  store: Pick<ReviewPort, 'lapseExpired' | 'takeNewlyOverdue'>;
   /** The actor of `message.claim-lapsed` entries: the gateway. */
   actor: AuditActor;
   now: () => Date;

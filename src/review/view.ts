@@ -1,5 +1,5 @@
 import type { DecisionStatus } from '../envelope/types.js';
-import type { MessageRecord } from '../store/types.js';
+import type { MessageRecord } from '../messages/types.js';
 import { deadlineFlags } from './deadlines.js';
 import { effectiveState, type Claim } from './lifecycle.js';
 

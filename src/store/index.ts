@@ -8,3 +8,4 @@ export {
   storeFailureOf,
   type StoreFailure,
 } from './errors.js';
+export { openStore, type OpenStoreOptions } from './open.js';

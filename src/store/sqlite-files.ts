@@ -103,12 +103,12 @@ export class SqliteFileIndex implements FileIndex {
     };
   }
 
-  storedFile(agency: string, sha256: string): StoredFile | undefined {
+  async storedFile(agency: string, sha256: string): Promise<StoredFile | undefined> {
     const r = this.stmt.get.get(agency, sha256) as FileRow | undefined;
     return r && toStored(r);
   }
 
-  usage(agency: string): number {
+  async usage(agency: string): Promise<number> {
     return (this.stmt.usage.get(agency) as { n: number }).n;
   }
 
@@ -175,12 +175,12 @@ export class SqliteFileIndex implements FileIndex {
     });
   }
 
-  boundFile(messageId: string, sha256: string): StoredFile | undefined {
+  async boundFile(messageId: string, sha256: string): Promise<StoredFile | undefined> {
     const r = this.stmt.bound.get(messageId, sha256) as FileRow | undefined;
     return r && toStored(r);
   }
 
-  boundFiles(messageId: string): StoredFile[] {
+  async boundFiles(messageId: string): Promise<StoredFile[]> {
     return (this.stmt.boundAll.all(messageId) as FileRow[]).map(toStored);
   }
 
@@ -227,7 +227,7 @@ export class SqliteFileIndex implements FileIndex {
     });
   }
 
-  custody(messageId: string): CustodyEvent[] {
+  async custody(messageId: string): Promise<CustodyEvent[]> {
     const rows = this.stmt.custody.all(messageId) as {
       sha256: string;
       event: CustodyEvent['event'];

@@ -9,6 +9,7 @@ import type { DecisionStatus, Envelope, MessageType, Priority } from '../envelop
 import { CasebridgeError, ConfigError } from '../errors.js';
 import { deadlineOf, dueSoonFrom } from '../review/deadlines.js';
 import {
+  deliverySteps,
   review,
   type Claim,
   type ReviewAction,
@@ -47,7 +48,9 @@ import type {
   ReceiptMaker,
   ReviewOutcome,
   Store,
+  StoreHealth,
 } from './types.js';
+import type { NodeCoord } from '../audit/types.js';
 import type { RecordedMessage } from '../messages/replay.js';
 
 const PRIORITY_RANK: Record<Priority, number> = { emergency: 0, urgent: 1, routine: 2 };
@@ -583,9 +586,13 @@ export class SqliteStore implements Store {
     return this.failure;
   }
 
-  /** Bytes free for the gateway in its data directory, when the platform says. */
-  freeBytes(): number | undefined {
-    return freeBytesOf(this.dataDir);
+  health(): Promise<StoreHealth> {
+    return Promise.resolve({
+      engine: 'sqlite',
+      failure: this.failure,
+      freeBytes: freeBytesOf(this.dataDir),
+      outboxOldestAgeS: this.outboxOldestAgeS(),
+    });
   }
 
   // ---- audit log ----------------------------------------------------------
@@ -625,11 +632,15 @@ export class SqliteStore implements Store {
     return this.write(() => this.appendEntry(draft, this.stamp()));
   }
 
-  treeSize(): number {
-    return this.size;
+  treeSize(): Promise<number> {
+    return Promise.resolve(this.size);
   }
 
-  entries(start: number, end: number): StoredEntry[] {
+  entries(start: number, end: number): Promise<StoredEntry[]> {
+    return Promise.resolve(this.entriesNow(start, end));
+  }
+
+  private entriesNow(start: number, end: number): StoredEntry[] {
     const rows = this.stmt.entries.all(start, end) as { idx: number; entry: Buffer }[];
     return rows.map((r) => ({ index: r.idx, bytes: r.entry }));
   }
@@ -637,33 +648,40 @@ export class SqliteStore implements Store {
   /** Streams entries in pages, so an export of millions never sits in memory. */
   *iterateEntries(start: number, end: number, page = 1000): Generator<StoredEntry> {
     for (let i = start; i < end; i += page) {
-      yield* this.entries(i, Math.min(end, i + page));
+      yield* this.entriesNow(i, Math.min(end, i + page));
     }
   }
 
+  /** The tree's nodes, read synchronously (tests and tools over a local store). */
   nodes(): NodeSource {
     return this.nodeSource;
   }
 
-  latestCheckpoint(): Checkpoint | undefined {
-    return toCheckpoint(this.stmt.latestCheckpoint.get());
+  nodesAt(coords: readonly NodeCoord[]): Promise<Buffer[]> {
+    return Promise.resolve(coords.map((c) => this.nodeSource.node(c.level, c.index)));
   }
 
-  checkpointAt(size: number): Checkpoint | undefined {
-    return toCheckpoint(this.stmt.checkpointAt.get(size));
+  latestCheckpoint(): Promise<Checkpoint | undefined> {
+    return Promise.resolve(toCheckpoint(this.stmt.latestCheckpoint.get()));
   }
 
-  checkpoints(fromSize: number, toSize: number): Checkpoint[] {
-    return this.stmt.checkpoints.all(fromSize, toSize).map((r) => toCheckpoint(r)!);
+  checkpointAt(size: number): Promise<Checkpoint | undefined> {
+    return Promise.resolve(toCheckpoint(this.stmt.checkpointAt.get(size)));
   }
 
-  addCheckpoint(cp: Checkpoint): void {
+  checkpoints(fromSize: number, toSize: number): Promise<Checkpoint[]> {
+    return Promise.resolve(
+      this.stmt.checkpoints.all(fromSize, toSize).map((r) => toCheckpoint(r)!),
+    );
+  }
+
+  async addCheckpoint(cp: Checkpoint): Promise<void> {
     this.writeNow(() => this.stmt.addCheckpoint.run(cp.size, cp.root, cp.text, cp.signedAt));
   }
 
   // ---- messages -----------------------------------------------------------
 
-  getMessage(id: string): MessageRecord | undefined {
+  async getMessage(id: string): Promise<MessageRecord | undefined> {
     const row = this.stmt.getMessage.get(id) as FullRow | undefined;
     return row && this.toRecord(row);
   }
@@ -701,7 +719,9 @@ export class SqliteStore implements Store {
     };
   }
 
-  recorded(id: string): (RecordedMessage & { response: AcceptResponse }) | undefined {
+  async recorded(
+    id: string,
+  ): Promise<(RecordedMessage & { response: AcceptResponse }) | undefined> {
     const row = this.stmt.getRecorded.get(id) as
       { digest: string; envelope_digest: string; response: string } | undefined;
     if (!row) return undefined;
@@ -821,18 +841,24 @@ export class SqliteStore implements Store {
     );
   }
 
-  /** Moves a message along its delivery lifecycle, with history row and audit entry. In a transaction. */
-  private transition(
+  /**
+   * Moves a message along its delivery lifecycle by the rules of review/lifecycle.ts,
+   * each step with its history row and audit entry. In a transaction.
+   */
+  private deliverySteps(
     row: MessageRow,
-    status: 'queued' | 'delivered',
-    event: 'message.queued' | 'message.delivered',
+    event: 'confirmed' | 'delivered',
     actor: AuditActor,
   ): void {
+    const steps = deliverySteps(row.status as MessageStatus, event);
+    if (steps.length === 0) return;
     const at = this.stamp();
-    this.stmt.setStatus.run(status, row.id);
-    this.addHistory(row.id, status, status, null, at.toISOString(), actor);
-    this.appendEntry(messageDraft(row, event, actor), at);
-    if (status === 'delivered') this.changed({ ...row, status }, 'delivered');
+    for (const status of steps) {
+      this.stmt.setStatus.run(status, row.id);
+      this.addHistory(row.id, status, status, null, at.toISOString(), actor);
+      this.appendEntry(messageDraft(row, `message.${status}`, actor), at);
+      if (status === 'delivered') this.changed({ ...row, status }, 'delivered');
+    }
   }
 
   /**
@@ -889,7 +915,7 @@ export class SqliteStore implements Store {
     return this.toRecord(this.stmt.getMessage.get(id) as FullRow);
   }
 
-  history(id: string): HistoryItem[] {
+  async history(id: string): Promise<HistoryItem[]> {
     const rows = this.stmt.history.all(id) as HistoryRow[];
     return rows.map((r) => ({
       status: r.status,
@@ -905,7 +931,7 @@ export class SqliteStore implements Store {
     }));
   }
 
-  list(q: ListQuery): ListPage {
+  async list(q: ListQuery): Promise<ListPage> {
     const column = q.direction === 'received' ? 'm.to_agency' : 'm.from_agency';
     const where = [`${column} = ?`];
     const args: (string | number)[] = [q.agency];
@@ -947,7 +973,7 @@ export class SqliteStore implements Store {
     };
   }
 
-  replies(id: string): MessageRecord[] {
+  async replies(id: string): Promise<MessageRecord[]> {
     return (this.stmt.replies.all(id) as FullRow[]).map((r) => this.toRecord(r));
   }
 
@@ -1000,7 +1026,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  deadlineCounts(now: Date): DeadlineCount[] {
+  async deadlineCounts(now: Date): Promise<DeadlineCount[]> {
     return this.stmt.deadlineCounts.all({ now: now.getTime() }) as DeadlineCount[];
   }
 
@@ -1013,7 +1039,7 @@ export class SqliteStore implements Store {
    * rescheduled after a failure come back when due. Every few seconds the cursor
    * restarts at 0, so a row a caller dropped without rescheduling is found again.
    */
-  dueOutbox(limit: number, exclude: ReadonlySet<string>): OutboxItem[] {
+  async dueOutbox(limit: number, exclude: ReadonlySet<string>): Promise<OutboxItem[]> {
     const t = this.schedNow();
     if (t - this.outboxScanAt >= OUTBOX_RESCAN_MS) {
       this.outboxCursor = 0;
@@ -1054,24 +1080,22 @@ export class SqliteStore implements Store {
         this.stmt.deleteOutbox.run(id);
         const row = this.stmt.getRow.get(id) as MessageRow | undefined;
         // The consumer may already have recorded delivery (and with it `queued`).
-        if (row && row.status === 'accepted') {
-          this.transition(row, 'queued', 'message.queued', actor);
-        }
+        if (row) this.deliverySteps(row, 'confirmed', actor);
       }
     });
   }
 
-  reschedule(messageId: string, delayMs: number, reason: string): void {
+  async reschedule(messageId: string, delayMs: number, reason: string): Promise<void> {
     const at = this.schedNow() + Math.min(Math.max(0, delayMs), OUTBOX_MAX_DELAY_MS);
     this.writeNow(() => this.stmt.reschedule.run(at, reason, messageId));
   }
 
-  outboxLag(): number {
+  async outboxLag(): Promise<number> {
     return (this.stmt.outboxLag.get() as { n: number }).n;
   }
 
   /** Seconds since the oldest outbox row was accepted, on the entries' clock; 0 when empty. */
-  outboxOldestAgeS(): number {
+  private outboxOldestAgeS(): number {
     const row = this.stmt.outboxOldest.get() as { at: string } | undefined;
     if (!row) return 0;
     return Math.max(0, (this.stamp().getTime() - Date.parse(row.at)) / 1000);
@@ -1084,18 +1108,14 @@ export class SqliteStore implements Store {
       const at = this.stamp().toISOString();
       const inserted = this.stmt.insertDelivery.run(messageId, row.to_agency, at);
       if (inserted.changes === 0) return 'duplicate';
-      if (row.status === 'accepted') {
-        // The broker's confirm and the consumer race; the lifecycle stays in order.
-        this.transition(row, 'queued', 'message.queued', actor);
-      }
-      this.transition({ ...row, status: 'queued' }, 'delivered', 'message.delivered', actor);
+      this.deliverySteps(row, 'delivered', actor);
       return 'delivered';
     });
   }
 
   // ---- retention -----------------------------------------------------------
 
-  liveEpochs(): string[] {
+  async liveEpochs(): Promise<string[]> {
     return (this.stmt.liveEpochs.all() as { epoch: string }[]).map((r) => r.epoch);
   }
 
@@ -1150,7 +1170,12 @@ export class SqliteStore implements Store {
   }
 
   /** Commits the writes still queued, then closes; later writes are refused. */
-  close(): void {
+  async close(): Promise<void> {
+    this.closeNow();
+  }
+
+  /** `close`, synchronously: for the last moment of a shutdown that cannot wait. */
+  closeNow(): void {
     if (this.closed) return;
     while (this.pending.length > 0) this.flush();
     this.closed = true;

@@ -3,7 +3,9 @@ import { signReceipt } from '../envelope/sign.js';
 import { signingTimeDetail, signingTimeOf, signingTimeProblem } from '../envelope/profile.js';
 import { CasebridgeError, type ErrorCode } from '../errors.js';
 import type { Principal } from '../pki/types.js';
-import type { AcceptResponse, ReceiptMaker, Store } from '../store/types.js';
+import type { AuditLog } from '../audit/types.js';
+import type { MessageReader } from '../messages/types.js';
+import type { AcceptPort, AcceptResponse, ReceiptMaker } from './ports.js';
 import type { Envelope } from '../envelope/types.js';
 import type { AuditActor } from '../audit/types.js';
 import { classifyResubmission, envelopeDigest, messageLocation } from '../messages/replay.js';
@@ -18,7 +20,7 @@ export interface AgreementPolicy {
 }
 
 export interface SubmissionDeps extends VerifyDeps {
-  store: Store;
+  store: AcceptPort & Pick<MessageReader, 'getMessage'>;
   registry: AgreementPolicy;
   gateway: SigningIdentity;
   /** protocol §2.2 `createdAt` may be at most this far in the future. */
@@ -26,7 +28,7 @@ export interface SubmissionDeps extends VerifyDeps {
   /** protocol §2.2 `createdAt` may be at most this far in the past (CASEBRIDGE_MAX_AGE_S). */
   maxAgeMs: number;
   /** Completed uploads, which evidence.transfer items must name (protocol §9.2). */
-  files: FileIndex;
+  files: Pick<FileIndex, 'storedFile'>;
   /** Wakes the transport after a commit. */
   onAccepted?: (messageId: string) => void;
 }
@@ -100,7 +102,7 @@ export async function submitMessage(
   // protocol §3: a replay is answered once identity and role hold, whatever has
   // expired or gone stale since, so a retrying client always gets its receipt back.
   const envDigest = envelopeDigest(env);
-  const prior = deps.store.recorded(env.id);
+  const prior = await deps.store.recorded(env.id);
   if (prior !== undefined && classifyResubmission(prior, envDigest) === 'replay') {
     return { status: 200, body: prior.response, type: env.type };
   }
@@ -122,8 +124,8 @@ export async function submitMessage(
     maxAgeMs: deps.maxAgeMs,
   });
   if (late !== undefined) throw new CasebridgeError('STALE', signingTimeDetail(late));
-  if (env.inReplyTo !== undefined) checkReference(env, deps.store);
-  const files = requireUploadedFiles(env, deps.files);
+  if (env.inReplyTo !== undefined) await checkReference(env, deps.store);
+  const files = await requireUploadedFiles(env, deps.files);
 
   // Idempotency (the last check) is decided inside the acceptance transaction, so
   // two copies of one message racing each other are accepted once.
@@ -160,8 +162,11 @@ export async function submitMessage(
  * H2 or H3 message is never the parent of a message to a third agency. Every
  * refusal is UNKNOWN_REFERENCE; only a party of the parent learns more from `detail`.
  */
-function checkReference(env: Envelope, store: Store): void {
-  const refusal = replyRefusal(store.getMessage(env.inReplyTo!), env);
+async function checkReference(
+  env: Envelope,
+  store: Pick<MessageReader, 'getMessage'>,
+): Promise<void> {
+  const refusal = replyRefusal(await store.getMessage(env.inReplyTo!), env);
   if (refusal === undefined) return;
   throw new CasebridgeError(
     'UNKNOWN_REFERENCE',
@@ -173,7 +178,7 @@ function checkReference(env: Envelope, store: Store): void {
 
 /** protocol §3: a refusal from an authenticated principal becomes an audit entry, content-free. */
 export async function recordRefusal(
-  store: Store,
+  store: Pick<AuditLog, 'append'>,
   client: Principal,
   code: ErrorCode,
   digest: string | undefined,

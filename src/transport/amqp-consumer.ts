@@ -8,10 +8,10 @@
  *
  * Logs carry ids, digests and reasons only — never body content.
  */
-import { createHash } from 'node:crypto';
+import { digestOfBytes } from '../envelope/jws.js';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { AuditActor } from '../audit/types.js';
-import type { DeliverOutcome, InboxPort } from '../store/types.js';
+import type { DeliverOutcome, InboxPort } from './ports.js';
 import { backoffDelay, sleep } from './backoff.js';
 import {
   emit,
@@ -50,10 +50,6 @@ export interface AmqpConsumerOptions {
   /** Unacked deliveries per consumer. Default 64. */
   prefetch?: number | undefined;
   connectTimeoutMs?: number | undefined;
-}
-
-export function sha256Digest(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 export class AmqpConsumer {
@@ -216,7 +212,7 @@ export class AmqpConsumer {
     const header: unknown = msg.properties.headers?.[HEADER_DIGEST];
     if (messageId === undefined || typeof header !== 'string')
       return this.giveBack(ch, msg, messageId, undefined, 'malformed');
-    const digest = sha256Digest(msg.content);
+    const digest = digestOfBytes(msg.content);
     if (digest !== header) return this.giveBack(ch, msg, messageId, digest, 'digest-mismatch');
 
     let outcome: DeliverOutcome;

@@ -12,7 +12,7 @@
  */
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import type { AuditActor } from '../audit/types.js';
-import type { OutboxItem, OutboxPort } from '../store/types.js';
+import type { OutboxItem, OutboxPort } from './ports.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import {
   emit,
@@ -79,6 +79,8 @@ export class AmqpRelay {
   private markFailures = 0;
   private markRun: Promise<void> | undefined;
   private awaitingDrain = false;
+  /** Failed ids whose new due time is being written. */
+  private readonly rescheduling = new Set<string>();
   private pumping = false;
   private kickScheduled = false;
   /** Rows read from the outbox but not yet published (the channel asked us to wait). */
@@ -188,7 +190,7 @@ export class AmqpRelay {
         this.pumpAgain = true;
         return;
       }
-      this.pump();
+      void this.pump();
     });
   }
 
@@ -261,19 +263,20 @@ export class AmqpRelay {
 
   // --- publishing --------------------------------------------------------
 
-  private pump(): void {
+  /** One pump at a time; a kick during a pump runs it again once it ends. */
+  private async pump(): Promise<void> {
     this.pumping = true;
     try {
       do {
         this.pumpAgain = false;
-        this.publishDue();
+        await this.publishDue();
       } while (this.pumpAgain);
     } finally {
       this.pumping = false;
     }
   }
 
-  private publishDue(): void {
+  private async publishDue(): Promise<void> {
     for (;;) {
       const ch = this.channel;
       if (!ch || this.stopping || this.link.blocked || this.awaitingDrain) return;
@@ -286,7 +289,7 @@ export class AmqpRelay {
         // Refill in useful amounts: one read for many free slots, not one per confirm.
         if (room < Math.min(REFILL_MIN, this.limit) && this.pending.size > 0) return;
         try {
-          items = this.outbox.dueOutbox(room, this.held());
+          items = await this.outbox.dueOutbox(room, this.held());
         } catch (err) {
           this.logger.error('outbox read failed', { component: 'relay', error: errorText(err) });
           return;
@@ -314,6 +317,7 @@ export class AmqpRelay {
     for (const item of this.backlog) s.add(item.messageId);
     for (const id of this.acked) s.add(id);
     for (const id of this.marking) s.add(id);
+    for (const id of this.rescheduling) s.add(id);
     return s;
   }
 
@@ -419,15 +423,18 @@ export class AmqpRelay {
   private retry(item: OutboxItem, reason: RetryReason): void {
     const attempt = item.attempts + 1;
     const delayMs = backoffDelay(attempt, this.backoff);
-    try {
-      this.outbox.reschedule(item.messageId, delayMs, reason);
-    } catch (err) {
-      this.logger.error('outbox reschedule failed', {
-        component: 'relay',
-        messageId: item.messageId,
-        error: errorText(err),
-      });
-    }
+    // Held until the store has the new due time, so no read hands the row out again first.
+    this.rescheduling.add(item.messageId);
+    this.outbox
+      .reschedule(item.messageId, delayMs, reason)
+      .catch((err: unknown) => {
+        this.logger.error('outbox reschedule failed', {
+          component: 'relay',
+          messageId: item.messageId,
+          error: errorText(err),
+        });
+      })
+      .finally(() => this.rescheduling.delete(item.messageId));
     this.logger.warn('publish attempt failed; rescheduled', {
       component: 'relay',
       messageId: item.messageId,

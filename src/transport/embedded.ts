@@ -5,7 +5,7 @@
  * restart resumes whatever was under way.
  */
 import type { AuditActor } from '../audit/types.js';
-import type { InboxPort, OutboxItem, OutboxPort } from '../store/types.js';
+import type { InboxPort, OutboxItem, OutboxPort } from './ports.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { emit, errorText, type TransportEvents, type TransportLogger } from './events.js';
 import { DEFAULT_DELIVERY_LIMIT } from './topology.js';
@@ -90,7 +90,7 @@ export class EmbeddedDelivery {
         if (room <= 0) break;
         let items: OutboxItem[];
         try {
-          items = this.opts.outbox.dueOutbox(room, this.held);
+          items = await this.opts.outbox.dueOutbox(room, this.held);
         } catch (err) {
           this.logger.error('outbox read failed', { component: 'embedded', error: errorText(err) });
           return;
@@ -152,7 +152,8 @@ export class EmbeddedDelivery {
     if (attempt === this.deliveryLimit) emit(this.events, this.logger, 'poison', messageId, reason);
     const delay = backoffDelay(attempt, this.backoff);
     try {
-      this.opts.outbox.reschedule(messageId, delay, reason);
+      // Still held: the row is released only after its new due time is stored.
+      await this.opts.outbox.reschedule(messageId, delay, reason);
     } catch (err) {
       this.logger.error('outbox reschedule failed', {
         component: 'embedded',

@@ -13,7 +13,7 @@
  * component, is logged and reported through `events.topologyError`.
  */
 import type { AuditActor } from '../audit/types.js';
-import type { InboxPort, OutboxPort } from '../store/types.js';
+import type { InboxPort, OutboxPort } from './ports.js';
 import { AmqpConsumer } from './amqp-consumer.js';
 import { AmqpRelay } from './amqp-relay.js';
 import { EmbeddedDelivery } from './embedded.js';

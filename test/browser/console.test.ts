@@ -73,7 +73,8 @@ describe('console in a real browser (protocol §10)', function () {
 
   async function delivered(id: string): Promise<void> {
     await eventually(
-      () => ['delivered', 'claimed'].includes(t.gw.store.getMessage(id)?.status ?? ''),
+      async () =>
+        ['delivered', 'claimed'].includes((await t.gw.store.getMessage(id))?.status ?? ''),
       10_000,
       'delivery',
     );
@@ -170,7 +171,7 @@ describe('console in a real browser (protocol §10)', function () {
         await page.locator('#decide').click();
         await page.locator('.notice').waitFor();
         await eventually(
-          () => t.gw.store.getMessage(id)?.decision === 'rejected',
+          async () => (await t.gw.store.getMessage(id))?.decision === 'rejected',
           5_000,
           'decided',
         );
@@ -321,7 +322,7 @@ describe('console in a real browser (protocol §10)', function () {
       // The log grows; the next check proves the new checkpoint extends the one remembered.
       await accepted(sampleEnvelope('evidence.request'));
       await eventually(
-        () => (t.gw.store.latestCheckpoint()?.size ?? 0) > before,
+        async () => ((await t.gw.store.latestCheckpoint())?.size ?? 0) > before,
         5_000,
         'checkpoint',
       );

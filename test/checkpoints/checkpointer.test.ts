@@ -3,22 +3,22 @@ import { generateKeyPairSync } from 'node:crypto';
 import { MemoryTree } from '../../src/audit/merkle.js';
 import { Checkpointer } from '../../src/checkpoints/index.js';
 import { StoreUnavailableError } from '../../src/store/index.js';
-import type { AuditStore, Checkpoint } from '../../src/store/types.js';
+import type { AuditLog, Checkpoint, CheckpointStore } from '../../src/audit/types.js';
 
 /** An audit store whose checkpoint writes fail while `full` is set, like a full disk. */
 function storeWithDisk() {
   const tree = new MemoryTree();
   const cps: Checkpoint[] = [];
   const disk = { full: false };
-  const store: AuditStore = {
-    treeSize: () => tree.size,
-    entries: () => [],
-    nodes: () => tree,
+  const store: AuditLog & CheckpointStore = {
+    treeSize: async () => tree.size,
+    entries: async () => [],
+    nodesAt: async (coords) => coords.map((c) => tree.node(c.level, c.index)),
     append: () => Promise.reject(new Error('not used')),
-    latestCheckpoint: () => cps.at(-1),
-    checkpointAt: (n) => cps.find((c) => c.size === n),
-    checkpoints: () => cps,
-    addCheckpoint(cp) {
+    latestCheckpoint: async () => cps.at(-1),
+    checkpointAt: async (n) => cps.find((c) => c.size === n),
+    checkpoints: async () => cps,
+    async addCheckpoint(cp) {
       if (disk.full) throw new StoreUnavailableError('disk-full', 'SQLITE_FULL');
       cps.push(cp);
     },
@@ -41,8 +41,9 @@ describe('checkpoints: the signing timer (protocol §6.3)', () => {
     });
     tree.append(Buffer.from('a'));
     cp.start();
+    await new Promise((r) => setTimeout(r, 10));
     assert.equal(cps.length, 1);
-    assert.equal(cp.staleSeconds(), 0);
+    assert.equal(await cp.staleSeconds(), 0);
 
     disk.full = true;
     tree.append(Buffer.from('b'));
@@ -51,12 +52,13 @@ describe('checkpoints: the signing timer (protocol §6.3)', () => {
     assert.equal(cps.length, 1);
     assert.equal(errors.length, 1, 'logged once, not on every tick');
     assert.equal((errors[0] as { code?: string }).code, 'UNAVAILABLE');
-    assert.ok(cp.staleSeconds() >= 0.1, `stale for ${cp.staleSeconds()} s`);
+    const stale = await cp.staleSeconds();
+    assert.ok(stale >= 0.1, `stale for ${stale} s`);
 
     disk.full = false;
     await new Promise((r) => setTimeout(r, 100));
     cp.stop();
     assert.equal(cps.at(-1)?.size, 2, 'signed again once the store writes');
-    assert.equal(cp.staleSeconds(), 0);
+    assert.equal(await cp.staleSeconds(), 0);
   });
 });

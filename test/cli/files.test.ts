@@ -81,12 +81,12 @@ describe('casebridge submit --attach and fetch (protocol §7, §9)', function ()
     expect(sent.code, sent.stderr).to.equal(0);
     const body = JSON.parse(sent.stdout) as { id: string; status: string };
     expect(body.status).to.equal('accepted');
-    const m = t.gw.store.getMessage(body.id)!;
+    const m = (await t.gw.store.getMessage(body.id))!;
     const items = (m.envelope!.body as { items: { sha256: string; size: number }[] }).items;
     expect(items.map((i) => [i.sha256, i.size])).to.deep.equal(
       files.map((f) => [sha256Hex(f), f.length]),
     );
-    expect(t.gw.store.files.boundFiles(body.id)).to.have.length(2);
+    expect(await t.gw.store.files.boundFiles(body.id)).to.have.length(2);
     // The upload state is cleared once the uploads are done.
     expect(
       Object.keys(JSON.parse(readFileSync(env['CASEBRIDGE_UPLOAD_STATE']!, 'utf8')) as object),
@@ -101,8 +101,7 @@ describe('casebridge submit --attach and fetch (protocol §7, §9)', function ()
     const fetched = await run(['fetch', body.id, '--out', out, ...conn(A)], env);
     expect(fetched.code, fetched.stderr).to.equal(0);
     for (const f of files) expect(readFileSync(join(out, sha256Hex(f))).equals(f)).to.equal(true);
-    const ranges = t.gw.store
-      .entries(0, t.gw.store.treeSize())
+    const ranges = (await t.gw.store.entries(0, await t.gw.store.treeSize()))
       .map((e) => JSON.parse(e.bytes.toString()) as { event: string; detail?: { start?: number } })
       .filter((e) => e.event === 'file.downloaded')
       .map((e) => e.detail?.start);
@@ -130,12 +129,12 @@ describe('casebridge submit --attach and fetch (protocol §7, §9)', function ()
     const transfer = sampleEnvelope('evidence.transfer', { from: B, to: A, inReplyTo: request.id });
     const envPath = join(dir, 'transfer2.json');
     writeFileSync(envPath, JSON.stringify(transfer));
-    const before = t.gw.store.treeSize();
+    const before = await t.gw.store.treeSize();
     const sent = await run(['submit', envPath, '--attach', p, ...conn(B)], env);
     expect(sent.code, sent.stderr).to.equal(0);
-    const events = t.gw.store
-      .entries(before, t.gw.store.treeSize())
-      .map((e) => (JSON.parse(e.bytes.toString()) as { event: string }).event);
+    const events = (await t.gw.store.entries(before, await t.gw.store.treeSize())).map(
+      (e) => (JSON.parse(e.bytes.toString()) as { event: string }).event,
+    );
     expect(events).not.to.include('file.stored');
     expect(events).to.include('file.bound');
   });

@@ -87,7 +87,10 @@ describe('cli output for people (protocol §7)', function () {
         ids[priority] = env.id;
       }
       await eventually(
-        () => Object.values(ids).every((id) => t.gw.store.getMessage(id)?.status === 'delivered'),
+        async () =>
+          (await Promise.all(Object.values(ids).map((id) => t.gw.store.getMessage(id)))).every(
+            (m) => m?.status === 'delivered',
+          ),
         10_000,
         'delivery',
       );

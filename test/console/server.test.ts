@@ -79,7 +79,11 @@ describe('console server side (protocol §10)', function () {
     const env = sampleEnvelope('evidence.request');
     expect((await submit(t.gw, aSys, signAs(env, aSys))).status).to.equal(202);
     id = env.id;
-    await eventually(() => t.gw.store.getMessage(id)?.status === 'delivered', 10_000, 'delivery');
+    await eventually(
+      async () => (await t.gw.store.getMessage(id))?.status === 'delivered',
+      10_000,
+      'delivery',
+    );
   });
   after(async () => t?.stop());
 
@@ -172,7 +176,7 @@ describe('console server side (protocol §10)', function () {
       'content-type': 'application/jose',
     });
     expect(code(submitCross)).to.equal('CROSS_SITE_REFUSED');
-    expect(t.gw.store.getMessage(id)?.status).to.equal('delivered');
+    expect((await t.gw.store.getMessage(id))?.status).to.equal('delivered');
 
     const ok = await send(t, bOfficer, 'POST', claim, {
       origin: own,
@@ -180,7 +184,7 @@ describe('console server side (protocol §10)', function () {
       'x-casebridge-csrf': token,
     });
     expect(ok.status, ok.body).to.equal(200);
-    expect(t.gw.store.getMessage(id)?.status).to.equal('claimed');
+    expect((await t.gw.store.getMessage(id))?.status).to.equal('claimed');
     // Agency systems are not browsers: no Origin, no Sec-Fetch-*, no token, as before.
     const release = await call(t.gw, bOfficer, 'POST', `/v1/messages/${id}/release`);
     expect(release.status).to.equal(200);

@@ -72,7 +72,7 @@ describe('examples/python client against a live gateway', function () {
       envelopes.map((e) => [e.type, 202, true]),
     );
     expect(out.replay.status).to.equal(200);
-    const original = t.gw.store.getMessage(request.id)!;
+    const original = (await t.gw.store.getMessage(request.id))!;
     expect(out.replay.receipt).to.equal(
       (JSON.parse(original.response) as { receipt: string }).receipt,
     );

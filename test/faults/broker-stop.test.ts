@@ -115,20 +115,20 @@ describe('fault: broker stopped during submissions (protocol §3, §5.2)', funct
     );
 
     const tStart = Date.now();
-    await eventually(() => done >= 0.2 * MESSAGES, 30_000, 'the first submissions');
+    await eventually(async () => done >= 0.2 * MESSAGES, 30_000, 'the first submissions');
     brokerStopped = true;
     phase = 'outage';
     const tStop = Date.now();
     await stopBroker();
     await eventually(
-      () => !gw.transport.status().connected,
+      async () => !gw.transport.status().connected,
       15_000,
       'the gateway to notice the outage',
     );
     outageObserved();
     // Keep submitting into the outbox while the broker is down.
-    await eventually(() => done >= 0.6 * MESSAGES, 60_000, 'submissions during the outage');
-    const lagDuringOutage = gw.store.outboxLag();
+    await eventually(async () => done >= 0.6 * MESSAGES, 60_000, 'submissions during the outage');
+    const lagDuringOutage = await gw.store.outboxLag();
     const tRestart = Date.now();
     await startBroker();
     brokerStopped = false;
@@ -149,7 +149,7 @@ describe('fault: broker stopped during submissions (protocol §3, §5.2)', funct
     // Recovery: every message reaches 'delivered'.
     const ids = new Set(jwss.map((j) => j.id));
     await eventually(
-      () => storeCounts(t!).deliveries >= MESSAGES && gw.store.outboxLag() === 0,
+      async () => storeCounts(t!).deliveries >= MESSAGES && (await gw.store.outboxLag()) === 0,
       60_000,
       'every message delivered after recovery',
     );
@@ -162,13 +162,13 @@ describe('fault: broker stopped during submissions (protocol §3, §5.2)', funct
     );
     await sleep(1000);
 
-    const stored = gw.store.entries(0, gw.store.treeSize());
+    const stored = await gw.store.entries(0, await gw.store.treeSize());
     const entries = parseEntries(stored);
     assertContiguous(stored, entries);
     const snap = readStoreFile(t.dataDir);
     assertExactlyOnce(ids, snap, entries);
     assert.equal(snap.outbox, 0, 'outbox empty');
-    for (const id of ids) assert.equal(gw.store.getMessage(id)?.status, 'delivered');
+    for (const id of ids) assert.equal((await gw.store.getMessage(id))?.status, 'delivered');
     assert.equal(await queueDepth(url, inboxQueue(TO)), 0, 'inbox queue empty');
     assert.equal(await queueDepth(url, DEAD_QUEUE), 0, 'nothing dead-lettered');
 

@@ -147,7 +147,7 @@ describe('fault: the wall clock steps back 5 days (libfaketime)', function () {
     await proxy.open();
     const opened = Date.now();
     await eventually(
-      () => countDeliveries(dataDir) === 2 * EACH,
+      async () => countDeliveries(dataDir) === 2 * EACH,
       30_000,
       'every message delivered',
     );

@@ -123,10 +123,14 @@ describe('fault: consumer killed between inbox write and ack (protocol §5.2)', 
     });
     await transport.start();
     transport.kick();
-    await eventually(() => s.outboxLag() === 0, 15_000, 'the relay to publish and mark queued');
+    await eventually(
+      async () => (await s.outboxLag()) === 0,
+      15_000,
+      'the relay to publish and mark queued',
+    );
     await transport.stop();
     transport = undefined;
-    assert.equal(s.getMessage(env.id)?.status, 'queued');
+    assert.equal((await s.getMessage(env.id))?.status, 'queued');
     assert.equal(await queueDepth(url, queue), 1);
     s.close();
     store = undefined;
@@ -173,7 +177,11 @@ describe('fault: consumer killed between inbox write and ack (protocol §5.2)', 
       },
     });
     await transport.start();
-    await eventually(() => seen.duplicate.length > 0, 15_000, 'the redelivery to be recognised');
+    await eventually(
+      async () => seen.duplicate.length > 0,
+      15_000,
+      'the redelivery to be recognised',
+    );
     // Stopping requeues anything unacked: an empty queue afterwards proves the ack.
     await transport.stop();
     transport = undefined;

@@ -115,7 +115,11 @@ describe('fault: the data directory fills up (protocol §4, §11)', function () 
       accepted.add(m.id);
     }
     const before = [...accepted][0]!;
-    await eventually(() => countDeliveries(dataDir) === 5, 15_000, 'first messages delivered');
+    await eventually(
+      async () => countDeliveries(dataDir) === 5,
+      15_000,
+      'first messages delivered',
+    );
 
     // The disk fills up. Every write from now on must fail cleanly.
     const filler = join(mount!, 'filler');
@@ -164,7 +168,7 @@ describe('fault: the data directory fills up (protocol §4, §11)', function () 
       accepted.add(m.id);
     }
     await eventually(
-      () => countDeliveries(dataDir) === accepted.size,
+      async () => countDeliveries(dataDir) === accepted.size,
       20_000,
       'every accepted message delivered',
     );

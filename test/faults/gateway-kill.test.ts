@@ -118,7 +118,11 @@ describe('fault: gateway process killed with SIGKILL and restarted (protocol §3
     const downtimes: number[] = [];
     for (let k = 0; k < KILLS; k++) {
       const uptime = UPTIME_MIN_MS + Math.floor(Math.random() * UPTIME_SPREAD_MS);
-      await eventually(() => acceptedSinceStart >= 10, 20_000, `submissions after start ${k}`);
+      await eventually(
+        async () => acceptedSinceStart >= 10,
+        20_000,
+        `submissions after start ${k}`,
+      );
       await sleep(uptime);
       lastBeforeKill.push(...recent.slice(-4));
       up = false;
@@ -131,7 +135,11 @@ describe('fault: gateway process killed with SIGKILL and restarted (protocol §3
       for (const w of upWaiters.splice(0)) w();
     }
     // Submit for a while on the last incarnation, then stop.
-    await eventually(() => acceptedSinceStart >= 50, 20_000, 'submissions after the last restart');
+    await eventually(
+      async () => acceptedSinceStart >= 50,
+      20_000,
+      'submissions after the last restart',
+    );
     producing = false;
     await workers;
     const submittedMs = Date.now() - t0;
@@ -163,7 +171,7 @@ describe('fault: gateway process killed with SIGKILL and restarted (protocol §3
     assert.equal(ids.size, sent.size, 'every message sent ended with a 202 or 200');
 
     await eventually(
-      () => countDeliveries(dir) >= ids.size,
+      async () => countDeliveries(dir) >= ids.size,
       60_000,
       'every accepted message delivered',
     );

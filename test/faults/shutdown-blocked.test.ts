@@ -77,7 +77,7 @@ describe('fault: SIGTERM while the broker blocks the connection (memory alarm)',
       ids.add(envl.id);
     };
     await submitOne();
-    await eventually(() => countDeliveries(dir) === 1, 15_000, 'first delivery');
+    await eventually(async () => countDeliveries(dir) === 1, 15_000, 'first delivery');
 
     let elapsedMs: number;
     let code: number | null;
@@ -105,7 +105,7 @@ describe('fault: SIGTERM while the broker blocks the connection (memory alarm)',
 
     await g.start();
     await eventually(
-      () => countDeliveries(dir) === ids.size,
+      async () => countDeliveries(dir) === ids.size,
       30_000,
       'all delivered after restart',
     );

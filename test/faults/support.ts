@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { vkeyFor } from '../../src/audit/checkpoint.js';
 import { parseEntry } from '../../src/audit/entry.js';
-import { exportBundle, type AuditLogReader } from '../../src/audit/export.js';
+import { exportBundle, type ExportLog } from '../../src/audit/export.js';
 import { verifyBundle } from '../../src/audit/verify.js';
 import type { AuditEntry, StoredEntry } from '../../src/audit/types.js';
 import { signMessage } from '../../src/envelope/sign.js';
@@ -393,7 +393,7 @@ export class GatewayProcess {
 // ---- offline verification ---------------------------------------------------
 
 /** The audit tables of a closed gateway's file, as the exporter reads them. */
-export function fileReader(snap: StoreSnapshot): AuditLogReader {
+export function fileReader(snap: StoreSnapshot): ExportLog {
   return {
     entries: (start, end) => snap.entries.slice(start, end),
     checkpoints: (from, to) => snap.checkpoints.filter((c) => c.size >= from && c.size <= to),

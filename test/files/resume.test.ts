@@ -55,7 +55,7 @@ describe('resumable evidence upload (protocol §9.1)', function () {
       expect(last.offset).to.equal(size);
       const stored = join(t.dataDir, 'files', 'objects', A, sha256);
       expect(await hashOf(stored)).to.equal(sha256);
-      expect(t.gw.store.files.storedFile(A, sha256)?.size).to.equal(size);
+      expect((await t.gw.store.files.storedFile(A, sha256))?.size).to.equal(size);
     } finally {
       await t.stop();
     }

@@ -70,7 +70,7 @@ describe('evidence upload over tus 1.0 (protocol §9.1)', function () {
     expect(String(head.headers['upload-metadata'] ?? '')).not.to.include('filename');
     const stored = readFileSync(join(filesDir(), 'objects', A, sha256));
     expect(sha256Hex(stored)).to.equal(sha256);
-    expect(t.gw.store.files.storedFile(A, sha256)?.size).to.equal(data.length);
+    expect((await t.gw.store.files.storedFile(A, sha256))?.size).to.equal(data.length);
 
     // A second upload of the same bytes by the same agency is answered at once.
     const again = await createUpload(t.gw, aOfficer, data.length, { sha256 });
@@ -85,8 +85,7 @@ describe('evidence upload over tus 1.0 (protocol §9.1)', function () {
       `${A}/${sha256}`,
       `${B}/${sha256}`,
     ]);
-    const stored1 = t.gw.store
-      .entries(0, t.gw.store.treeSize())
+    const stored1 = (await t.gw.store.entries(0, await t.gw.store.treeSize()))
       .map((e) => JSON.parse(e.bytes.toString()) as { event: string; digest?: string })
       .filter((e) => e.event === 'file.stored' && e.digest === `sha256:${sha256}`);
     expect(stored1).to.have.length(2);
@@ -195,6 +194,6 @@ describe('evidence upload over tus 1.0 (protocol §9.1)', function () {
     expect(ok.status).to.equal(204);
     const rest = await patchUpload(t.gw, aSys, loc, 1000, data.subarray(1000));
     expect(rest.status).to.equal(204);
-    expect(t.gw.store.files.storedFile(A, sha256Hex(data))).not.to.equal(undefined);
+    expect(await t.gw.store.files.storedFile(A, sha256Hex(data))).not.to.equal(undefined);
   });
 });

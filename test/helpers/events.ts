@@ -48,7 +48,11 @@ export async function openEvents(gw: Gateway, who: Identity): Promise<EventStrea
           pings: 0,
           async next(pred, ms = 10_000) {
             let found: StreamEvent | undefined;
-            await eventually(() => (found = stream.events.find(pred)) !== undefined, ms, 'event');
+            await eventually(
+              async () => (found = stream.events.find(pred)) !== undefined,
+              ms,
+              'event',
+            );
             return found!;
           },
           close: () => req.destroy(),

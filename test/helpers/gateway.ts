@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import winston from 'winston';
+import type { AuditLogReader } from '../../src/audit/types.js';
 import { startGateway, type Gateway } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
 import { signMessage } from '../../src/envelope/sign.js';
@@ -205,4 +206,13 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** The audit entries [from, end of log) of a store, parsed. */
+export async function auditEntriesOf<E = Record<string, unknown>>(
+  store: Pick<AuditLogReader, 'entries' | 'treeSize'>,
+  from = 0,
+): Promise<E[]> {
+  const stored = await store.entries(from, await store.treeSize());
+  return stored.map((e) => JSON.parse(e.bytes.toString('utf8')) as E);
 }

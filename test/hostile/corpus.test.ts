@@ -13,6 +13,7 @@ import { expect } from 'chai';
 import { vkeyFor } from '../../src/audit/checkpoint.js';
 import { verifyBundle } from '../../src/audit/verify.js';
 import {
+  auditEntriesOf,
   call,
   eventually,
   identity,
@@ -86,11 +87,9 @@ interface Entry {
   detail?: { code?: string };
 }
 
-function entriesSince(t: TestGateway, from: number): Entry[] {
+async function entriesSince(t: TestGateway, from: number): Promise<Entry[]> {
   return (
-    t.gw.store
-      .entries(from, t.gw.store.treeSize())
-      .map((e) => JSON.parse(e.bytes.toString('utf8')) as Entry)
+    (await auditEntriesOf<Entry>(t.gw.store, from))
       // Delivery of earlier accepted messages runs on; only acceptance and refusal matter here.
       .filter((e) => e.event === 'message.accepted' || e.event === 'message.refused')
   );
@@ -123,7 +122,7 @@ describe('hostile corpus (test/hostile/cases)', function () {
     const c = JSON.parse(readFileSync(CASES_DIR + file, 'utf8')) as HostileCase;
     it(`${file.replace(/\.json$/, '')}: ${c.about} → ${c.expect.status} ${c.expect.code ?? ''}`, async function () {
       const built = buildRequest(c, world);
-      const size = t.gw.store.treeSize();
+      const size = await t.gw.store.treeSize();
       const messages = storeCounts(t).messages;
 
       const answer = await send(t, built);
@@ -134,7 +133,7 @@ describe('hostile corpus (test/hostile/cases)', function () {
       const aSys = await identity('CN-GX-CZ', 'system');
       expect((await call(t.gw, aSys, 'GET', '/v1/openapi.json')).status).to.equal(200);
 
-      const added = entriesSince(t, size);
+      const added = await entriesSince(t, size);
       if (answer.status === 202) {
         expect(storeCounts(t).messages).to.equal(messages + 1);
         expect(added.map((e) => e.event)).to.deep.equal(['message.accepted']);
@@ -155,7 +154,10 @@ describe('hostile corpus (test/hostile/cases)', function () {
     this.timeout(30_000);
     expect(accepted.length).to.be.at.least(3);
     const pki = await getTestPki();
-    await eventually(() => (t.gw.store.latestCheckpoint()?.size ?? 0) >= t.gw.store.treeSize());
+    await eventually(
+      async () =>
+        ((await t.gw.store.latestCheckpoint())?.size ?? 0) >= (await t.gw.store.treeSize()),
+    );
     const auditor = await identity('CN-GX-CZ', 'auditor');
     const res = await call(t.gw, auditor, 'GET', '/v1/audit/export?messages=true');
     expect(res.status).to.equal(200);

@@ -56,12 +56,15 @@ describe('audit log API (protocol §6.4)', function () {
       ids.push(env.id);
     }
     await eventually(
-      () => ids.every((id) => t.gw.store.getMessage(id)?.status === 'delivered'),
+      async () =>
+        (await Promise.all(ids.map((id) => t.gw.store.getMessage(id)))).every(
+          (m) => m?.status === 'delivered',
+        ),
       10_000,
       'delivery',
     );
     await eventually(
-      () => t.gw.store.latestCheckpoint()?.size === t.gw.store.treeSize(),
+      async () => (await t.gw.store.latestCheckpoint())?.size === (await t.gw.store.treeSize()),
       5_000,
       'checkpoint',
     );
@@ -82,18 +85,22 @@ describe('audit log API (protocol §6.4)', function () {
     const key = (await call(t.gw, aSys, 'GET', '/v1/audit/key')).text.trim();
     expect(key).to.match(/^casebridge\/GW-DEMO\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+$/);
     const cp = await latest();
-    expect(cp.size).to.equal(t.gw.store.treeSize());
+    expect(cp.size).to.equal(await t.gw.store.treeSize());
   });
 
   it('serves every entry as exact bytes, with inclusion proofs that verify for every index of a 300-entry log', async function () {
     // Administrative entries fill the log up to 300 (they carry no message content).
     const actor = { agency: 'GW-DEMO', role: 'gateway', subject: 'sha256:' + 'b'.repeat(64) };
     const fills: Promise<unknown>[] = [];
-    for (let i = t.gw.store.treeSize(); i < 300; i++) {
+    for (let i = await t.gw.store.treeSize(); i < 300; i++) {
       fills.push(t.gw.store.append({ event: 'gateway.started', actor, detail: { n: i } }));
     }
     await Promise.all(fills);
-    await eventually(() => t.gw.store.latestCheckpoint()?.size === 300, 5_000, 'checkpoint at 300');
+    await eventually(
+      async () => (await t.gw.store.latestCheckpoint())?.size === 300,
+      5_000,
+      'checkpoint at 300',
+    );
     const cp = await latest();
     expect(cp.size).to.equal(300);
     const res = await call(t.gw, aAuditor, 'GET', `/v1/audit/entries?start=0&end=${cp.size}`);
@@ -127,14 +134,14 @@ describe('audit log API (protocol §6.4)', function () {
     const res = await call(t.gw, aSys, 'GET', `/v1/messages/${id}/proof`);
     expect(res.status, res.text).to.equal(200);
     const proof = res.json<Proof>();
-    const m = t.gw.store.getMessage(id)!;
+    const m = (await t.gw.store.getMessage(id))!;
     expect(proof.index).to.equal(m.logIndex);
     const cp = verifyCheckpoint(
       proof.checkpoint!,
       (await call(t.gw, aSys, 'GET', '/v1/audit/key')).text.trim(),
     );
     expect(cp.size).to.equal(proof.size);
-    const [entry] = t.gw.store.entries(m.logIndex, m.logIndex + 1);
+    const [entry] = await t.gw.store.entries(m.logIndex, m.logIndex + 1);
     const parsed = JSON.parse(entry!.bytes.toString('utf8')) as {
       event: string;
       messageId: string;
@@ -154,7 +161,7 @@ describe('audit log API (protocol §6.4)', function () {
     const env = sampleEnvelope('evidence.request');
     expect((await submit(t.gw, aSys, signAs(env, aSys))).status).to.equal(202);
     await eventually(
-      () => (t.gw.store.latestCheckpoint()?.size ?? 0) > first.size,
+      async () => ((await t.gw.store.latestCheckpoint())?.size ?? 0) > first.size,
       5_000,
       'a new checkpoint',
     );
@@ -179,7 +186,7 @@ describe('audit log API (protocol §6.4)', function () {
     const entries = await call(t.gw, aSys, 'GET', '/v1/audit/entries');
     expect(entries.status).to.equal(403);
     expect(entries.json<{ code: string }>().code).to.equal('FORBIDDEN_ROLE');
-    const cpSize = t.gw.store.latestCheckpoint()!.size;
+    const cpSize = (await t.gw.store.latestCheckpoint())!.size;
     for (const q of [
       'index=abc',
       `index=${cpSize}&size=${cpSize}`,
@@ -272,12 +279,14 @@ describe('audit log API (protocol §6.4)', function () {
   });
 
   it('serves an earlier checkpoint by size (protocol §6.5)', async function () {
-    const latest = t.gw.store.latestCheckpoint()!;
-    const earlier = t.gw.store.checkpoints(1, latest.size).find((c) => c.size < latest.size)!;
+    const latest = (await t.gw.store.latestCheckpoint())!;
+    const earlier = (await t.gw.store.checkpoints(1, latest.size)).find(
+      (c) => c.size < latest.size,
+    )!;
     const res = await call(t.gw, aAuditor, 'GET', `/v1/audit/checkpoint?size=${earlier.size}`);
     expect(res.status).to.equal(200);
     expect(res.text).to.equal(earlier.text);
-    const signed = new Set(t.gw.store.checkpoints(0, latest.size).map((c) => c.size));
+    const signed = new Set((await t.gw.store.checkpoints(0, latest.size)).map((c) => c.size));
     let unsigned = 1;
     while (signed.has(unsigned)) unsigned++;
     const none = await call(t.gw, aAuditor, 'GET', `/v1/audit/checkpoint?size=${unsigned}`);
@@ -300,8 +309,8 @@ describe('audit log API (protocol §6.4)', function () {
     expect(badRange.json<{ code: string }>().code).to.equal('INVALID_PARAMETER');
   });
 
-  it('records the lifecycle of every message in order', function () {
-    const events = t.gw.store.entries(0, t.gw.store.treeSize()).map(
+  it('records the lifecycle of every message in order', async function () {
+    const events = (await t.gw.store.entries(0, await t.gw.store.treeSize())).map(
       (e) =>
         JSON.parse(e.bytes.toString('utf8')) as {
           event: string;

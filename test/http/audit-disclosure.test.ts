@@ -59,12 +59,15 @@ describe('audit log: who sees which entries (traffic patterns)', function () {
       cd.push(e2.id);
     }
     await eventually(
-      () => [...ab, ...cd].every((id) => t.gw.store.getMessage(id)?.status === 'delivered'),
+      async () =>
+        (await Promise.all([...ab, ...cd].map((id) => t.gw.store.getMessage(id)))).every(
+          (m) => m?.status === 'delivered',
+        ),
       10_000,
       'delivery',
     );
     await eventually(
-      () => t.gw.store.latestCheckpoint()?.size === t.gw.store.treeSize(),
+      async () => (await t.gw.store.latestCheckpoint())?.size === (await t.gw.store.treeSize()),
       5_000,
       'checkpoint',
     );
@@ -117,7 +120,7 @@ describe('audit log: who sees which entries (traffic patterns)', function () {
     const hash = Buffer.from(hidden.leafHash!, 'base64');
     expect(verifyInclusion(hash, hidden.index, cp.size, hashes, cp.root)).to.equal(true);
     // It is the hash of the real entry.
-    const [stored] = t.gw.store.entries(hidden.index, hidden.index + 1);
+    const [stored] = await t.gw.store.entries(hidden.index, hidden.index + 1);
     expect(leafHash(stored!.bytes).equals(hash)).to.equal(true);
     // Message proofs go to the parties' auditors only.
     expect((await call(t.gw, auditor, 'GET', `/v1/messages/${cd[0]}/proof`)).status).to.equal(404);

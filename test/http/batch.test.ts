@@ -11,6 +11,7 @@ import type { Envelope } from '../../src/envelope/types.js';
 import { sampleEnvelope, SAMPLE_PERSONAL_STRINGS } from '../fixtures/envelopes.js';
 import { MAX_CONCURRENT_BATCHES } from '../../src/http/batch.js';
 import {
+  auditEntriesOf,
   call,
   eventually,
   identity,
@@ -76,11 +77,8 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
       .map((l) => JSON.parse(l) as Answer);
   }
 
-  function refusedEntries(from: number): Record<string, unknown>[] {
-    return t.gw.store
-      .entries(from, t.gw.store.treeSize())
-      .map((e) => JSON.parse(e.bytes.toString('utf8')) as Record<string, unknown>)
-      .filter((e) => e['event'] === 'message.refused');
+  async function refusedEntries(from: number): Promise<Record<string, unknown>[]> {
+    return (await auditEntriesOf(t.gw.store, from)).filter((e) => e['event'] === 'message.refused');
   }
 
   const env = (over: Partial<Envelope> = {}) => sampleEnvelope('evidence.request', over);
@@ -96,7 +94,7 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
       signedJws.slice(0, at) + (signedJws[at] === 'A' ? 'B' : 'A') + signedJws.slice(at + 1);
     const wrongSender = env({ from: B, to: A });
     const before = storeCounts(t).messages;
-    const auditBefore = t.gw.store.treeSize();
+    const auditBefore = await t.gw.store.treeSize();
 
     const res = await batch([
       signAs(good1, aSys),
@@ -145,21 +143,20 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
         logIndex: a.body.logIndex,
       });
       // Durable and readable the moment the answer arrived.
-      const stored = t.gw.store.getMessage(accepted[k]!.id)!;
+      const stored = (await t.gw.store.getMessage(accepted[k]!.id))!;
       expect(stored.logIndex).to.equal(a.body.logIndex);
       expect(JSON.parse(stored.response)).to.deep.equal(a.body);
     }
     expect(storeCounts(t).messages).to.equal(before + 3);
 
     // Refusals are audited one by one, content-free, like single submissions.
-    const refused = refusedEntries(auditBefore);
+    const refused = await refusedEntries(auditBefore);
     expect(refused.map((e) => (e['detail'] as { code: string }).code)).to.have.members([
       'SIGNATURE_INVALID',
       'MALFORMED',
       'SENDER_MISMATCH',
     ]);
-    const text = t.gw.store
-      .entries(auditBefore, t.gw.store.treeSize())
+    const text = (await t.gw.store.entries(auditBefore, await t.gw.store.treeSize()))
       .map((e) => e.bytes.toString('utf8'))
       .join('\n');
     for (const s of SAMPLE_PERSONAL_STRINGS) expect(text).not.to.include(s);
@@ -188,7 +185,9 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
     expect(got.map((a) => a.status)).to.deep.equal([202, 409]);
     expect(got[1]!.body.code).to.equal('ID_CONFLICT');
     expect(storeCounts(t).messages).to.equal(before + 1);
-    expect(t.gw.store.getMessage(original.id)!.envelope!.caseRef).to.equal(original.caseRef);
+    expect((await t.gw.store.getMessage(original.id))!.envelope!.caseRef).to.equal(
+      original.caseRef,
+    );
   });
 
   it('lets a line reply to an earlier line of the same batch', async function () {
@@ -220,15 +219,15 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
       );
       expect(got.map((a) => a.status)).to.deep.equal([202, 500, 202, 202]);
       expect(got[1]!.body.code).to.equal('INTERNAL');
-      for (const e of fine) expect(t.gw.store.getMessage(e.id)).to.not.equal(undefined);
-      expect(t.gw.store.getMessage(doomed.id)).to.equal(undefined);
+      for (const e of fine) expect(await t.gw.store.getMessage(e.id)).to.not.equal(undefined);
+      expect(await t.gw.store.getMessage(doomed.id)).to.equal(undefined);
     } finally {
       db.exec('DROP TRIGGER test_refuse_one');
       db.close();
     }
     // The log stayed gap-free: the next message gets the next index.
     const next = answers(await batch([signAs(env(), aSys)]));
-    expect(next[0]!.body.logIndex).to.equal(t.gw.store.treeSize() - 1);
+    expect(next[0]!.body.logIndex).to.equal((await t.gw.store.treeSize()) - 1);
   });
 
   describe('limits', function () {
@@ -383,13 +382,13 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
     });
 
     it('audits a whole refused batch, without a digest', async function () {
-      const auditBefore = t.gw.store.treeSize();
+      const auditBefore = await t.gw.store.treeSize();
       await expectWhole(
         await batch([signAs(env(), aSys)], aSys, 'text/plain'),
         415,
         'UNSUPPORTED_MEDIA_TYPE',
       );
-      const refused = refusedEntries(auditBefore);
+      const refused = await refusedEntries(auditBefore);
       expect(refused).to.have.length(1);
       expect(refused[0]!['detail']).to.deep.equal({ code: 'UNSUPPORTED_MEDIA_TYPE' });
       expect(refused[0]).to.not.have.property('digest');

@@ -37,12 +37,15 @@ describe('handling codes through the API (protocol §2.2)', function () {
       ids[handling] = env.id;
     }
     await eventually(
-      () => Object.values(ids).every((id) => t.gw.store.getMessage(id)?.status === 'delivered'),
+      async () =>
+        (await Promise.all(Object.values(ids).map((id) => t.gw.store.getMessage(id)))).every(
+          (m) => m?.status === 'delivered',
+        ),
       10_000,
       'delivery',
     );
     await eventually(
-      () => t.gw.store.latestCheckpoint()?.size === t.gw.store.treeSize(),
+      async () => (await t.gw.store.latestCheckpoint())?.size === (await t.gw.store.treeSize()),
       5_000,
       'checkpoint',
     );
@@ -98,7 +101,7 @@ describe('handling codes through the API (protocol §2.2)', function () {
       const res = await submit(t.gw, aSys, signAs(env, aSys));
       expect(res.status, res.text).to.equal(422);
       expect(res.json<{ code: string }>().code).to.equal('UNKNOWN_REFERENCE');
-      expect(t.gw.store.getMessage(env.id)).to.equal(undefined);
+      expect(await t.gw.store.getMessage(env.id)).to.equal(undefined);
     }
     // Between the two parties, the same reference is fine.
     const reply = sampleEnvelope('status.update', { from: B, to: A, inReplyTo: ids['H3']! });

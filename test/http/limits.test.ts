@@ -3,6 +3,7 @@ import { connect } from 'node:tls';
 import { expect } from 'chai';
 import { sampleEnvelope } from '../fixtures/envelopes.js';
 import {
+  auditEntriesOf,
   call,
   identity,
   signAs,
@@ -21,12 +22,8 @@ interface Problem {
 }
 
 /** The `detail.code` of every message.refused entry appended since `from`. */
-function refusalsSince(t: TestGateway, from: number): string[] {
-  return t.gw.store
-    .entries(from, t.gw.store.treeSize())
-    .map(
-      (e) => JSON.parse(e.bytes.toString('utf8')) as { event: string; detail?: { code?: string } },
-    )
+async function refusalsSince(t: TestGateway, from: number): Promise<string[]> {
+  return (await auditEntriesOf<{ event: string; detail?: { code?: string } }>(t.gw.store, from))
     .filter((e) => e.event === 'message.refused')
     .map((e) => e.detail?.code ?? '');
 }
@@ -53,7 +50,7 @@ describe('request bounds and body rules (protocol §3, §12)', function () {
       ['gzip', Buffer.from('1f8b08000000000000ffnot-gzip', 'latin1')],
       ['br', Buffer.from('corrupt brotli', 'latin1')],
     ] as const) {
-      const size = t.gw.store.treeSize();
+      const size = await t.gw.store.treeSize();
       const before = storeCounts(t).messages;
       const x = await rawConnect(t.gw, aSys);
       x.socket.write(
@@ -66,7 +63,7 @@ describe('request bounds and body rules (protocol §3, §12)', function () {
       expect(r.status, r.body).to.equal(415);
       expect((JSON.parse(r.body) as Problem).code).to.equal('UNSUPPORTED_MEDIA_TYPE');
       expect(storeCounts(t).messages).to.equal(before);
-      expect(refusalsSince(t, size)).to.deep.equal(['UNSUPPORTED_MEDIA_TYPE']);
+      expect(await refusalsSince(t, size)).to.deep.equal(['UNSUPPORTED_MEDIA_TYPE']);
     }
     expect(t.logs.filter((l) => l.includes('unhandled error'))).to.have.length(0);
   });
@@ -91,7 +88,7 @@ describe('request bounds and body rules (protocol §3, §12)', function () {
   });
 
   it('answers 413 from Content-Length before reading, and sends no 100 Continue for it', async function () {
-    const size = t.gw.store.treeSize();
+    const size = await t.gw.store.treeSize();
     const x = await rawConnect(t.gw, aSys);
     x.socket.write(
       'POST /v1/messages HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/jose\r\n' +
@@ -103,7 +100,7 @@ describe('request bounds and body rules (protocol §3, §12)', function () {
     expect(r.status).to.equal(413);
     expect((JSON.parse(r.body) as Problem).code).to.equal('TOO_LARGE');
     expect(r.headers['connection']).to.equal('close');
-    expect(refusalsSince(t, size)).to.deep.equal(['TOO_LARGE']);
+    expect(await refusalsSince(t, size)).to.deep.equal(['TOO_LARGE']);
   });
 
   it('sends 100 Continue for a body that will be read, and accepts it', async function () {

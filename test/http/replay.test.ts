@@ -89,7 +89,7 @@ describe('replay by meaning (protocol §3)', function () {
       expect(again.headers['location']).to.equal(`/v1/messages/${env.id}`);
     }
     // The message on record is the first one, byte for byte.
-    expect(t.gw.store.getMessage(env.id)!.jws).to.equal(jws);
+    expect((await t.gw.store.getMessage(env.id))!.jws).to.equal(jws);
   });
 
   it('refuses another envelope under the same id: 409 naming the digest on record and its Location', async function () {

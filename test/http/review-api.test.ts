@@ -99,7 +99,7 @@ describe('review API (protocol §5.1, §5.4, §5.5)', function () {
     const res = await submit(t.gw, who, signAs(env, who));
     expect(res.status, res.text).to.equal(202);
     await eventually(
-      () => t.gw.store.getMessage(env.id)?.status === 'delivered',
+      async () => (await t.gw.store.getMessage(env.id))?.status === 'delivered',
       10_000,
       'delivery',
     );
@@ -191,8 +191,7 @@ describe('review API (protocol §5.1, §5.4, §5.5)', function () {
     });
     expect((await call(t.gw, cOfficer, 'GET', `/v1/messages/${id}`)).status).to.equal(404);
 
-    const log = t.gw.store
-      .entries(0, t.gw.store.treeSize())
+    const log = (await t.gw.store.entries(0, await t.gw.store.treeSize()))
       .map((e) => e.bytes.toString('utf8'))
       .join('\n');
     expect(log).to.not.include('Officer 01');
@@ -228,8 +227,7 @@ describe('review API (protocol §5.1, §5.4, §5.5)', function () {
     expect(lapse).to.deep.include({ status: 'delivered' });
     expect(lapse!.by).to.include({ agency: 'GW-DEMO', role: 'gateway' });
     expect(history.map((h) => h.event).slice(-3)).to.deep.equal(['claimed', 'lapsed', 'claimed']);
-    const events = t.gw.store
-      .entries(0, t.gw.store.treeSize())
+    const events = (await t.gw.store.entries(0, await t.gw.store.treeSize()))
       .map((e) => JSON.parse(e.bytes.toString('utf8')) as { event: string; messageId?: string })
       .filter((e) => e.messageId === id)
       .map((e) => e.event);
@@ -313,7 +311,7 @@ describe('review API (protocol §5.1, §5.4, §5.5)', function () {
       const pinned = parsePemChain((await getTestPki()).text('gateway/gateway.crt.pem'))[0]!;
       for (const [k, u] of updates.entries()) {
         await eventually(
-          () => t.gw.store.getMessage(u)?.status === 'delivered',
+          async () => (await t.gw.store.getMessage(u))?.status === 'delivered',
           10_000,
           'update delivery',
         );
@@ -488,7 +486,7 @@ describe('review API (protocol §5.1, §5.4, §5.5)', function () {
       );
       await b.next((e) => e.event === 'released' && e.data['status'] === 'delivered');
 
-      await eventually(() => b.pings > 0 && c.pings > 0, 5000, 'heartbeats');
+      await eventually(async () => b.pings > 0 && c.pings > 0, 5000, 'heartbeats');
       expect(c.events.filter((e) => e.data['id'] === id)).to.deep.equal([]);
       expect(JSON.stringify(b.events)).to.not.include(env.caseRef);
     } finally {
@@ -535,7 +533,7 @@ describe('claim lapse on the gateway timer (short CASEBRIDGE_CLAIM_TTL_S)', func
     const env = sampleEnvelope('evidence.request');
     expect((await submit(t.gw, aSys, signAs(env, aSys))).status).to.equal(202);
     await eventually(
-      () => t.gw.store.getMessage(env.id)?.status === 'delivered',
+      async () => (await t.gw.store.getMessage(env.id))?.status === 'delivered',
       10_000,
       'delivery',
     );
@@ -551,15 +549,14 @@ describe('claim lapse on the gateway timer (short CASEBRIDGE_CLAIM_TTL_S)', func
     } finally {
       stream.close();
     }
-    const m = t.gw.store.getMessage(env.id)!;
+    const m = (await t.gw.store.getMessage(env.id))!;
     expect(m.status).to.equal('delivered');
     expect(m.claim).to.equal(null);
-    expect(t.gw.store.history(env.id).at(-1)).to.deep.include({
+    expect((await t.gw.store.history(env.id)).at(-1)).to.deep.include({
       status: 'delivered',
       event: 'lapsed',
     });
-    const last = t.gw.store
-      .entries(0, t.gw.store.treeSize())
+    const last = (await t.gw.store.entries(0, await t.gw.store.treeSize()))
       .map(
         (e) =>
           JSON.parse(e.bytes.toString('utf8')) as {

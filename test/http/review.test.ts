@@ -68,7 +68,11 @@ describe('reading and deciding (protocol §5.3, §5.4)', function () {
   }
 
   async function delivered(id: string): Promise<void> {
-    await eventually(() => t.gw.store.getMessage(id)?.status === 'delivered', 10_000, 'delivery');
+    await eventually(
+      async () => (await t.gw.store.getMessage(id))?.status === 'delivered',
+      10_000,
+      'delivery',
+    );
   }
 
   it('lists the inbox most urgent first, then earliest respondBy, then oldest, with cursor paging', async function () {
@@ -171,7 +175,7 @@ describe('reading and deciding (protocol §5.3, §5.4)', function () {
 
     const release = await call(t.gw, bOfficer, 'POST', `${path}/release`);
     expect(release.status).to.equal(200);
-    expect(t.gw.store.getMessage(id)!.status).to.equal('delivered');
+    expect((await t.gw.store.getMessage(id))!.status).to.equal('delivered');
     expect((await call(t.gw, bOfficer2, 'POST', `${path}/claim`)).status).to.equal(200);
 
     const noReason = await call(t.gw, bOfficer2, 'POST', `${path}/decision`, {
@@ -212,9 +216,11 @@ describe('reading and deciding (protocol §5.3, §5.4)', function () {
     expect(finalBody.decided).to.include({ id, status: 'decided', decision: 'executed' });
     expect(finalBody.decided.claim).to.equal(null);
 
-    const original = t.gw.store.getMessage(id)!;
+    const original = (await t.gw.store.getMessage(id))!;
     expect(original.decision).to.equal('executed');
-    expect(t.gw.store.history(id).map((h) => [h.status, h.event, h.decision])).to.deep.equal([
+    expect(
+      (await t.gw.store.history(id)).map((h) => [h.status, h.event, h.decision]),
+    ).to.deep.equal([
       ['accepted', 'accepted', undefined],
       ['queued', 'queued', undefined],
       ['delivered', 'delivered', undefined],
@@ -259,8 +265,7 @@ describe('reading and deciding (protocol §5.3, §5.4)', function () {
     const again = await call(t.gw, bOfficer, 'POST', `${path}/claim`);
     expect(again.json<{ code: string }>().code).to.equal('ALREADY_DECIDED');
 
-    const events = t.gw.store
-      .entries(0, t.gw.store.treeSize())
+    const events = (await t.gw.store.entries(0, await t.gw.store.treeSize()))
       .map((e) => JSON.parse(e.bytes.toString('utf8')) as { event: string; messageId?: string })
       .filter((e) => e.messageId === id)
       .map((e) => e.event);
@@ -304,7 +309,7 @@ describe('before delivery (broker unreachable)', function () {
     const env = sampleEnvelope('evidence.request');
     const res = await submit(t.gw, aSys, signAs(env, aSys));
     expect(res.status, res.text).to.equal(202);
-    expect(t.gw.store.outboxLag()).to.equal(1);
+    expect(await t.gw.store.outboxLag()).to.equal(1);
     const claim = await call(
       t.gw,
       await identity(B, 'officer'),

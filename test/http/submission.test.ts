@@ -172,7 +172,7 @@ describe('submission over mutual TLS (protocol §3)', function () {
       const changed = await send({ ...env, caseRef: 'OTHER-REF' });
       expect(changed.status).to.equal(409);
       expect(changed.json<Problem>().code).to.equal('ID_CONFLICT');
-      expect(t.gw.store.getMessage(env.id)!.envelope!.caseRef).to.equal(env.caseRef);
+      expect((await t.gw.store.getMessage(env.id))!.envelope!.caseRef).to.equal(env.caseRef);
     });
 
     it('accepts parallel duplicates exactly once', async function () {
@@ -189,9 +189,9 @@ describe('submission over mutual TLS (protocol §3)', function () {
   describe('refuses, storing nothing', function () {
     let before: number;
     let auditBefore: number;
-    beforeEach(function () {
+    beforeEach(async function () {
       before = messageCount();
-      auditBefore = t.gw.store.treeSize();
+      auditBefore = await t.gw.store.treeSize();
     });
 
     async function expectRefused(
@@ -277,7 +277,7 @@ describe('submission over mutual TLS (protocol §3)', function () {
       };
       const jws = signCompactSync(header, json, key);
       await expectRefused(await submit(t.gw, aSys, jws), 400, 'MALFORMED');
-      expect(t.gw.store.getMessage(env.id)).to.equal(undefined);
+      expect(await t.gw.store.getMessage(env.id)).to.equal(undefined);
     });
 
     it('alg "none": 422 BAD_HEADER', async function () {
@@ -496,7 +496,7 @@ describe('submission over mutual TLS (protocol §3)', function () {
     it('writes a content-free message.refused audit entry for an authenticated refusal', async function () {
       const env = sampleEnvelope('evidence.request', { to: 'CN-GD' });
       await expectRefused(await send(env), 403, 'NOT_PERMITTED');
-      const entries = t.gw.store.entries(auditBefore, t.gw.store.treeSize());
+      const entries = await t.gw.store.entries(auditBefore, await t.gw.store.treeSize());
       const refused = entries
         .map((e) => JSON.parse(e.bytes.toString('utf8')) as Record<string, unknown>)
         .filter((e) => e['event'] === 'message.refused');
@@ -509,9 +509,8 @@ describe('submission over mutual TLS (protocol §3)', function () {
   });
 
   describe('afterwards', function () {
-    it('kept personal data out of every audit entry', function () {
-      const all = t.gw.store
-        .entries(0, t.gw.store.treeSize())
+    it('kept personal data out of every audit entry', async function () {
+      const all = (await t.gw.store.entries(0, await t.gw.store.treeSize()))
         .map((e) => e.bytes.toString('utf8'))
         .join('\n');
       expect(all).to.include('"message.accepted"');

@@ -111,7 +111,11 @@ describe('retention: crypto-shredding of message content', function () {
       id = env.id;
       jws = signAs(env, aSys);
       expect((await submit(t.gw, aSys, jws)).status).to.equal(202);
-      await eventually(() => t.gw.store.getMessage(id)?.status === 'delivered', 10_000, 'delivery');
+      await eventually(
+        async () => (await t.gw.store.getMessage(id))?.status === 'delivered',
+        10_000,
+        'delivery',
+      );
       copyDir = mkdtempSync(join(tmpdir(), 'casebridge-backup-'));
     });
     after(async () => {
@@ -119,13 +123,13 @@ describe('retention: crypto-shredding of message content', function () {
       if (copyDir) rmSync(copyDir, { recursive: true, force: true });
     });
 
-    it('stores the JWS sealed: neither it nor any body text is in the database files', function () {
+    it('stores the JWS sealed: neither it nor any body text is in the database files', async function () {
       const bytes = dbBytes(t.dataDir);
       const payload = jws.split('.')[1]!;
       expect(bytes.includes(Buffer.from(payload.slice(0, 40)))).to.equal(false);
       for (const s of SAMPLE_PERSONAL_STRINGS)
         expect(bytes.includes(Buffer.from(s)), s).to.equal(false);
-      expect(t.gw.store.getMessage(id)!.jws).to.equal(jws);
+      expect((await t.gw.store.getMessage(id))!.jws).to.equal(jws);
     });
 
     it('after retention the content is gone from the database and from a copy taken before, given the data key', async function () {
@@ -191,7 +195,7 @@ describe('retention: crypto-shredding of message content', function () {
       expect(item?.content).to.equal('shredded');
 
       await eventually(
-        () => t.gw.store.latestCheckpoint()?.size === t.gw.store.treeSize(),
+        async () => (await t.gw.store.latestCheckpoint())?.size === (await t.gw.store.treeSize()),
         5_000,
         'checkpoint',
       );
@@ -203,7 +207,7 @@ describe('retention: crypto-shredding of message content', function () {
       }>();
       const key = (await call(t.gw, aSys, 'GET', '/v1/audit/key')).text.trim();
       const cp = verifyCheckpoint(proof.checkpoint, key);
-      const [entry] = t.gw.store.entries(proof.index, proof.index + 1);
+      const [entry] = await t.gw.store.entries(proof.index, proof.index + 1);
       expect(
         verifyInclusion(
           leafHash(entry!.bytes),
@@ -213,8 +217,7 @@ describe('retention: crypto-shredding of message content', function () {
           cp.root,
         ),
       ).to.equal(true);
-      const events = t.gw.store
-        .entries(0, t.gw.store.treeSize())
+      const events = (await t.gw.store.entries(0, await t.gw.store.treeSize()))
         .map((e) => JSON.parse(e.bytes.toString('utf8')) as { event: string; messageId?: string })
         .filter((e) => e.messageId === id)
         .map((e) => e.event);
@@ -292,10 +295,10 @@ describe('retention: crypto-shredding of message content', function () {
       const report = await shredder.runOnce();
       expect(report).to.deep.include({ epochs: ['2026-03-01'], shredded: 0, carried: 1 });
       expect(keys.list()).to.deep.equal(['2026-04-15']);
-      expect(store.liveEpochs()).to.deep.equal(['2026-04-15']);
-      const [item] = store.dueOutbox(10, new Set());
+      expect(await store.liveEpochs()).to.deep.equal(['2026-04-15']);
+      const [item] = await store.dueOutbox(10, new Set());
       expect(item?.jws).to.equal(jws);
-      expect(store.getMessage(env.id)?.jws).to.equal(jws);
+      expect((await store.getMessage(env.id))?.jws).to.equal(jws);
     });
 
     it('migrates a version 2 store: plaintext bodies sealed, the old pages zeroed', async function () {
@@ -334,8 +337,8 @@ describe('retention: crypto-shredding of message content', function () {
       expect(dbBytes(dir).includes(Buffer.from(jws.split('.')[1]!.slice(0, 40)))).to.equal(true);
 
       store = new SqliteStore({ dataDir: dir });
-      expect(store.getMessage(env.id)?.jws).to.equal(jws);
-      expect(store.getMessage(env.id)?.handling).to.equal(env.handling ?? 'H1');
+      expect((await store.getMessage(env.id))?.jws).to.equal(jws);
+      expect((await store.getMessage(env.id))?.handling).to.equal(env.handling ?? 'H1');
       store.close();
       store = undefined;
       const check = new Database(file);

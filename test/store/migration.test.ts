@@ -68,7 +68,7 @@ describe('store: schema migration 1 → 2', function () {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('splits status and decision, keeps claims, recomputes freeze deadlines and history events', function () {
+  it('splits status and decision, keeps claims, recomputes freeze deadlines and history events', async function () {
     const db = new Database(join(dir, 'casebridge.sqlite'));
     db.exec(SCHEMA_V1_SQL);
     db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', '1')").run();
@@ -88,7 +88,7 @@ describe('store: schema migration 1 → 2', function () {
 
     const store = new SqliteStore({ dataDir: dir });
     try {
-      const f = store.getMessage(freeze.id)!;
+      const f = (await store.getMessage(freeze.id))!;
       expect(f).to.include({
         status: 'claimed',
         decision: null,
@@ -96,28 +96,33 @@ describe('store: schema migration 1 → 2', function () {
       });
       expect(f.claim).to.include({ subject: OFFICER[2] });
       expect(Date.parse(f.claim!.expiresAt)).to.be.greaterThan(Date.now());
-      expect(store.getMessage(rejected.id)).to.include({ status: 'decided', decision: 'rejected' });
+      expect(await store.getMessage(rejected.id)).to.include({
+        status: 'decided',
+        decision: 'rejected',
+      });
       // `accepted` was final before; it is not now, and the claim was already gone.
-      expect(store.getMessage(accepted.id)).to.include({
+      expect(await store.getMessage(accepted.id)).to.include({
         status: 'delivered',
         decision: 'accepted',
       });
-      expect(store.history(accepted.id).map((h) => [h.status, h.event, h.decision])).to.deep.equal([
+      expect(
+        (await store.history(accepted.id)).map((h) => [h.status, h.event, h.decision]),
+      ).to.deep.equal([
         ['accepted', 'accepted', undefined],
         ['queued', 'queued', undefined],
         ['delivered', 'delivered', undefined],
         ['claimed', 'claimed', undefined],
         ['delivered', 'decided', 'accepted'],
       ]);
-      expect(store.history(rejected.id).at(-1)).to.deep.include({
+      expect((await store.history(rejected.id)).at(-1)).to.deep.include({
         status: 'decided',
         event: 'decided',
       });
-      expect(store.history(released.id).at(-1)).to.deep.include({
+      expect((await store.history(released.id)).at(-1)).to.deep.include({
         status: 'delivered',
         event: 'released',
       });
-      const list = store.list({
+      const list = await store.list({
         agency: 'VN-LS',
         direction: 'received',
         status: 'open',

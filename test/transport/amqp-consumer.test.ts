@@ -85,7 +85,7 @@ describe('transport AMQP consumer (protocol §5.2)', () => {
       delivered: () => seen.push('delivered'),
       duplicate: () => seen.push('duplicate'),
     }).start();
-    await eventually(() => seen.length === 2, 5000, 'two deliveries');
+    await eventually(async () => seen.length === 2, 5000, 'two deliveries');
     assert.deepEqual(seen, ['delivered', 'duplicate']);
     assert.equal(inbox.delivered.size, 1);
     assert.equal(inbox.delivered.get(id), digestOf(jws));
@@ -191,7 +191,7 @@ describe('transport AMQP consumer (protocol §5.2)', () => {
     await transport.start();
     assert.equal(transport.status().connected, true);
     await eventually(
-      () => inbox.delivered.size === 200 && outbox.outboxLag() === 0,
+      async () => inbox.delivered.size === 200 && (await outbox.outboxLag()) === 0,
       20_000,
       'all delivered',
     );
@@ -221,7 +221,7 @@ describe('transport interoperability (protocol §5.2: any AMQP client can verify
       consume: false,
     });
     await t.start();
-    await eventually(() => outbox.outboxLag() === 0, 5000, 'queued');
+    await eventually(async () => (await outbox.outboxLag()) === 0, 5000, 'queued');
     await t.stop();
 
     // From here on: only amqplib and node:crypto.
@@ -238,7 +238,7 @@ describe('transport interoperability (protocol §5.2: any AMQP client can verify
       });
       ch.ack(m);
     });
-    await eventually(() => got.length === 2, 5000, 'two messages');
+    await eventually(async () => got.length === 2, 5000, 'two messages');
     await c.close();
     assert.deepEqual(got.map((g) => g.id).sort(), items.map((i) => i.messageId).sort());
     assert.ok(got.every((g) => g.ok));

@@ -52,7 +52,7 @@ describe('transport AMQP relay (protocol §5.2)', () => {
     const t = relayOnly(outbox);
     await t.start();
     assert.equal(t.status().mode, 'amqp');
-    await eventually(() => outbox.isQueued(item.messageId), 5000, 'markQueued');
+    await eventually(async () => outbox.isQueued(item.messageId), 5000, 'markQueued');
 
     const [msg, ...rest] = await peekQueue(vhost.url, inboxQueue('VN-LS'));
     assert.equal(rest.length, 0);
@@ -83,7 +83,11 @@ describe('transport AMQP relay (protocol §5.2)', () => {
       retried: (reason, id) => retried.push([reason, id]),
     });
     await t.start();
-    await eventually(() => outbox.isQueued(ok.messageId) && retried.length > 0, 5000, 'outcomes');
+    await eventually(
+      async () => outbox.isQueued(ok.messageId) && retried.length > 0,
+      5000,
+      'outcomes',
+    );
     assert.deepEqual(returned, [lost.messageId]);
     assert.deepEqual(retried, [['returned', lost.messageId]]);
     assert.equal(outbox.reschedules[0]?.reason, 'returned');
@@ -117,7 +121,7 @@ describe('transport AMQP relay (protocol §5.2)', () => {
     const retried: string[] = [];
     const t = relayOnly(outbox, { retried: (reason) => retried.push(reason) });
     await t.start();
-    await eventually(() => retried.length > 0, 5000, 'a nack');
+    await eventually(async () => retried.length > 0, 5000, 'a nack');
     assert.equal(retried[0], 'nack');
     assert.equal(outbox.isQueued(item.messageId), false);
     assert.equal(outbox.markCounts.size, 0);
@@ -134,7 +138,7 @@ describe('transport AMQP relay (protocol §5.2)', () => {
       '{"max-length":100000,"overflow":"reject-publish"}',
     );
     await eventually(
-      () => outbox.isQueued(item.messageId),
+      async () => outbox.isQueued(item.messageId),
       20_000,
       'queued after the policy is lifted',
     );
@@ -157,7 +161,7 @@ describe('transport AMQP relay (protocol §5.2)', () => {
     const t = relayOnly(outbox, events, { inFlight: 64 });
     const started = Date.now();
     await t.start();
-    await eventually(() => outbox.outboxLag() === 0, 30_000, 'all queued');
+    await eventually(async () => (await outbox.outboxLag()) === 0, 30_000, 'all queued');
     const elapsed = Date.now() - started;
     assert.equal(published, 1000);
     assert.ok(maxInFlight <= 64, `in flight peaked at ${maxInFlight}`);
@@ -193,7 +197,7 @@ describe('transport AMQP relay (protocol §5.2)', () => {
     const item = outbox.add('VN-LS');
     const t0 = Date.now();
     transport.kick();
-    await eventually(() => outbox.isQueued(item.messageId), 5000, 'queued');
+    await eventually(async () => outbox.isQueued(item.messageId), 5000, 'queued');
     assert.ok(Date.now() - t0 < 2000);
   });
 
@@ -211,7 +215,7 @@ describe('transport AMQP relay (protocol §5.2)', () => {
       logger,
     });
     await transport.start();
-    await eventually(() => outbox.reschedules.length > 0, 5000, 'a reschedule');
+    await eventually(async () => outbox.reschedules.length > 0, 5000, 'a reschedule');
     const text = JSON.stringify(logger.lines);
     assert.ok(text.includes(item.messageId));
     assert.ok(!text.includes(item.jws.split('.')[1] ?? 'x'));
@@ -225,7 +229,7 @@ describe('transport AMQP relay (protocol §5.2)', () => {
     await t.start();
     const first = outbox.add('VN-LS');
     t.kick();
-    await eventually(() => outbox.isQueued(first.messageId), 5000, 'first queued');
+    await eventually(async () => outbox.isQueued(first.messageId), 5000, 'first queued');
     // The exchange goes away and our user may no longer declare it: the next publish
     // kills the channel (404), and the reopen, which declares the topology, is refused.
     const admin = await connect(vhost.url);
@@ -235,11 +239,19 @@ describe('transport AMQP relay (protocol §5.2)', () => {
     await rabbitmqctl('set_permissions', '-p', vhost.name, 'guest', '^$', '.*', '.*');
     const second = outbox.add('VN-LS');
     t.kick();
-    await eventually(() => retried.includes('channel-closed'), 10_000, 'the channel to close');
+    await eventually(
+      async () => retried.includes('channel-closed'),
+      10_000,
+      'the channel to close',
+    );
     await new Promise((r) => setTimeout(r, 1500)); // at least one refused reopen
     assert.equal(outbox.isQueued(second.messageId), false);
     await rabbitmqctl('set_permissions', '-p', vhost.name, 'guest', '.*', '.*', '.*');
-    await eventually(() => outbox.isQueued(second.messageId), 40_000, 'queued after the repair');
+    await eventually(
+      async () => outbox.isQueued(second.messageId),
+      40_000,
+      'queued after the repair',
+    );
     const [msg] = await peekQueue(vhost.url, inboxQueue('VN-LS'));
     assert.ok(msg, 'the inbox binding was declared again');
     assert.equal(t.status().connected, true);

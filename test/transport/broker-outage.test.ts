@@ -64,17 +64,21 @@ describe('transport under broker outage (stop_app / start_app)', function () {
         await new Promise((r) => setTimeout(r, 10));
       }
     })();
-    await eventually(() => outbox.markCounts.size > 100, 10_000, 'publishing under way');
+    await eventually(async () => outbox.markCounts.size > 100, 10_000, 'publishing under way');
     await stopBroker();
-    await eventually(() => !t.status().connected, 10_000, 'relay noticed the outage');
-    const lagDuringOutage = outbox.outboxLag();
+    await eventually(async () => !t.status().connected, 10_000, 'relay noticed the outage');
+    const lagDuringOutage = await outbox.outboxLag();
     await new Promise((r) => setTimeout(r, 1000));
     await startBroker();
     await new Promise((r) => setTimeout(r, 500));
     producing = false;
     await producer;
 
-    await eventually(() => outbox.outboxLag() === 0, 60_000, 'every row queued after recovery');
+    await eventually(
+      async () => (await outbox.outboxLag()) === 0,
+      60_000,
+      'every row queued after recovery',
+    );
     assert.ok(lagDuringOutage > 0, 'rows accumulated in the outbox during the outage');
     assert.ok(states.includes('relay:disconnected'));
     assert.equal(states.filter((s) => s === 'relay:connected').length >= 2, true);
@@ -126,14 +130,18 @@ describe('transport when the broker blocks publishers (memory alarm)', function 
     // RabbitMQ sends connection.blocked only once the connection tries to publish.
     const first = outbox.add('VN-LS');
     t.kick();
-    await eventually(() => t.status().blocked, 20_000, 'blocked');
+    await eventually(async () => t.status().blocked, 20_000, 'blocked');
     const during = Array.from({ length: 20 }, () => outbox.add('VN-LS'));
     t.kick();
     await new Promise((r) => setTimeout(r, 2500)); // longer than the confirm timeout
     assert.ok(during.every((i) => !outbox.isQueued(i.messageId)));
     assert.equal(outbox.reschedules.length, 0, 'a blocked connection is not a confirm timeout');
     await rabbitmqctl('set_vm_memory_high_watermark', '0.4');
-    await eventually(() => outbox.outboxLag() === 0, 20_000, 'all queued after unblock');
+    await eventually(
+      async () => (await outbox.outboxLag()) === 0,
+      20_000,
+      'all queued after unblock',
+    );
     assert.equal(t.status().blocked, false);
     assert.equal(outbox.markCounts.get(first.messageId), 1);
     await t.stop();
@@ -156,11 +164,11 @@ describe('transport when the broker is unreachable at start', () => {
     await t.start();
     assert.deepEqual(t.status(), { mode: 'amqp', connected: false, inFlight: 0, blocked: false });
     await eventually(
-      () => states.filter((s) => s === 'relay:connect-failed').length >= 2,
+      async () => states.filter((s) => s === 'relay:connect-failed').length >= 2,
       5000,
       'a background retry',
     );
-    assert.equal(outbox.outboxLag(), 1);
+    assert.equal(await outbox.outboxLag(), 1);
     await t.stop();
   });
 });

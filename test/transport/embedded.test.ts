@@ -11,8 +11,8 @@ describe('transport embedded delivery (no broker URL)', () => {
     const t = createTransport({ agencies: ['VN-LS'], outbox, inbox, gatewayActor: GATEWAY_ACTOR });
     await t.start();
     assert.equal(t.status().mode, 'embedded');
-    await eventually(() => inbox.delivered.size === 500, 5000, 'all delivered');
-    assert.equal(outbox.outboxLag(), 0);
+    await eventually(async () => inbox.delivered.size === 500, 5000, 'all delivered');
+    assert.equal(await outbox.outboxLag(), 0);
     for (const n of outbox.markCounts.values()) assert.equal(n, 1);
     assert.ok(outbox.markCalls.length <= 10);
     assert.equal(inbox.calls.length, 500);
@@ -40,12 +40,16 @@ describe('transport embedded delivery (no broker URL)', () => {
     await t.start();
     const bad = outbox.add('VN-LS'); // unknown to the inbox: 'unknown' every time
     t.kick();
-    await eventually(() => inbox.delivered.has(good.messageId), 10_000, 'delivered after retries');
-    await eventually(() => poison.length === 1, 10_000, 'poison');
+    await eventually(
+      async () => inbox.delivered.has(good.messageId),
+      10_000,
+      'delivered after retries',
+    );
+    await eventually(async () => poison.length === 1, 10_000, 'poison');
     assert.deepEqual(poison, [bad.messageId]);
     assert.ok(inbox.calls.filter((c) => c === bad.messageId).length >= 3);
     // Still in the outbox: a restart (or the next poll) tries it again.
-    assert.equal(outbox.outboxLag(), 1);
+    assert.equal(await outbox.outboxLag(), 1);
     await t.stop();
   });
 });

@@ -42,7 +42,7 @@ export class FakeOutbox implements OutboxPort {
     return item;
   }
 
-  dueOutbox(limit: number, exclude: ReadonlySet<string>): OutboxItem[] {
+  async dueOutbox(limit: number, exclude: ReadonlySet<string>): Promise<OutboxItem[]> {
     const out: OutboxItem[] = [];
     const now = performance.now();
     for (const r of this.rows.values()) {
@@ -63,7 +63,7 @@ export class FakeOutbox implements OutboxPort {
     return Promise.resolve();
   }
 
-  reschedule(messageId: string, delayMs: number, reason: string): void {
+  async reschedule(messageId: string, delayMs: number, reason: string): Promise<void> {
     this.reschedules.push({ messageId, reason, delayMs });
     const r = this.rows.get(messageId);
     if (!r || r.queued) return;
@@ -71,7 +71,7 @@ export class FakeOutbox implements OutboxPort {
     r.nextAt = performance.now() + delayMs;
   }
 
-  outboxLag(): number {
+  async outboxLag(): Promise<number> {
     let n = 0;
     for (const r of this.rows.values()) if (!r.queued) n++;
     return n;

@@ -56,7 +56,11 @@ describe('interoperability: an agency reads its RabbitMQ inbox with its own clie
     const res = await submit(t.gw, sender, jws);
     expect(res.status, res.text).to.equal(202);
     const accepted = res.json<{ digest: string; logIndex: number }>();
-    await eventually(() => t.gw.store.getMessage(env.id)?.status === 'queued', 10_000, 'queued');
+    await eventually(
+      async () => (await t.gw.store.getMessage(env.id))?.status === 'queued',
+      10_000,
+      'queued',
+    );
 
     const conn = await amqp.connect(vhost.url);
     const ch = await conn.createChannel();
@@ -113,6 +117,6 @@ describe('interoperability: an agency reads its RabbitMQ inbox with its own clie
     expect(chain[0]!.subject).to.include(`O=${envelope.from}`);
 
     // The gateway left the queue to the agency: no delivery recorded on its side.
-    expect(t.gw.store.getMessage(env.id)!.status).to.equal('queued');
+    expect((await t.gw.store.getMessage(env.id))!.status).to.equal('queued');
   });
 });
