@@ -19,7 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { FileStore } from '@tus/file-store';
 import { ERRORS, Upload, type KvStore } from '@tus/server';
 import type { AuditActor } from '../audit/types.js';
-import { CasebridgeError } from '../errors.js';
+import { CasebridgeError, isCasebridgeError } from '../errors.js';
 import type { ObjectStore } from './objects.js';
 import type { FileIndex } from './types.js';
 
@@ -59,6 +59,13 @@ interface HashState {
 
 /** How many in-progress hash states one process keeps; older ones are recomputed if resumed. */
 const MAX_HASH_STATES = 256;
+
+/**
+ * Bytes buffered between the socket and the partial file (each of the hasher and
+ * the file stream). Large enough that the file is written in big `writev` calls
+ * while the next TLS records arrive; small against the 64 MiB RSS budget.
+ */
+export const WRITE_BUFFER = 1024 * 1024;
 
 const DISK_FULL = new Set(['ENOSPC', 'EDQUOT']);
 
@@ -224,6 +231,7 @@ export class EvidenceUploadStore extends FileStore {
 
     let written = 0;
     const hasher = new Transform({
+      highWaterMark: WRITE_BUFFER,
       transform(chunk: Buffer, _enc, cb) {
         state.hash.update(chunk);
         chunkHash?.update(chunk);
@@ -234,7 +242,11 @@ export class EvidenceUploadStore extends FileStore {
     // The state is only trusted again once this write has fully succeeded.
     this.hashes.delete(id);
     try {
-      await pipeline(readable, hasher, createWriteStream(path, { flags: 'r+', start: offset }));
+      await pipeline(
+        readable,
+        hasher,
+        createWriteStream(path, { flags: 'r+', start: offset, highWaterMark: WRITE_BUFFER }),
+      );
     } catch (e) {
       if (isDiskFull(e)) {
         // protocol §9.1: a full disk leaves no half-written file behind. Recorded
@@ -248,6 +260,8 @@ export class EvidenceUploadStore extends FileStore {
         await cleanup;
         throw error;
       }
+      // A refusal raised by the body's source (bytes past the declared length).
+      if (isCasebridgeError(e)) throw e;
       throw ERRORS.FILE_WRITE_ERROR;
     }
     if (chunkHash !== undefined && !chunkHash.digest().equals(checksum!.digest)) {

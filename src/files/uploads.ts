@@ -7,12 +7,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
 import type { Upload } from '@tus/server';
 import { ERRORS, Metadata, Server, Uid } from '@tus/server';
 import type { AuditActor } from '../audit/types.js';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
-import { CasebridgeError, isCasebridgeError, STATUS_BY_CODE, type ErrorCode } from '../errors.js';
-import { problemOf } from '../http/problem.js';
+import { CasebridgeError, isCasebridgeError, type ErrorCode } from '../errors.js';
 import { isSha256Hex } from './digest.js';
 import { FileLocker } from './file-lock.js';
 import { ObjectStore } from './objects.js';
@@ -21,6 +21,7 @@ import {
   CHECKSUM_ALGORITHMS,
   EvidenceUploadStore,
   isDiskFull,
+  WRITE_BUFFER,
   type ChecksumAlgorithm,
   type UploadMeta,
 } from './upload-store.js';
@@ -44,10 +45,18 @@ export interface UploadServiceOptions {
   onInternalError: (e: unknown) => void;
 }
 
-/** A refusal as the HTTP layer turns it into problem+json. */
+/**
+ * A refusal, as the HTTP layer turns it into problem+json. The tus headers of
+ * the answer (`Tus-Resumable`, and `Connection: close` when the body was not
+ * read to its end) are already set on the response.
+ */
 export interface UploadProblem {
   code: ErrorCode;
   detail: string;
+  /** Seconds for `Retry-After` (a lock another request holds). */
+  retryAfterS?: number;
+  /** A status tus 1.0 fixes where it differs from the code's (412 for the version). */
+  status?: number;
 }
 
 type TusError = { status_code: number; body: string };
@@ -72,11 +81,30 @@ function codeForTusStatus(status: number): ErrorCode {
   }
 }
 
+/** How long a PATCH that holds an upload's lock goes on once another request asks for it. */
+const LOCK_DRAIN_MS = 3_000;
+
+const PATCH_CONTENT_TYPE = 'application/offset+octet-stream';
+
+/** Request headers of tus features the lean PATCH leaves to @tus/server. */
+const NOT_PLAIN = [
+  'upload-length',
+  'upload-defer-length',
+  'upload-metadata',
+  'upload-concat',
+  'tus-version',
+  'x-forwarded-proto',
+  'x-http-method-override',
+];
+
 export class UploadService {
   readonly objects: ObjectStore;
   readonly store: EvidenceUploadStore;
   private readonly tus: Server;
+  private readonly locker: FileLocker;
   private readonly principals = new WeakMap<IncomingMessage, AuditActor>();
+  /** The refusal @tus/server reported for a request, answered by the HTTP layer. */
+  private readonly refusals = new WeakMap<IncomingMessage, UploadProblem>();
 
   constructor(private readonly opts: UploadServiceOptions) {
     this.objects = new ObjectStore(join(opts.directory, 'objects'));
@@ -85,39 +113,139 @@ export class UploadService {
       objects: this.objects,
       index: opts.index,
     });
+    this.locker = new FileLocker({ directory: join(opts.directory, 'locks') });
     this.tus = new Server({
       path: UPLOAD_PATH,
       datastore: this.store,
-      locker: new FileLocker({ directory: join(opts.directory, 'locks') }),
+      locker: this.locker,
       relativeLocation: true,
       maxSize: opts.limits.maxBytes,
+      lockDrainTimeout: LOCK_DRAIN_MS,
       // No cross-origin access: the API is for agency systems with client certificates.
       allowedOrigins: [],
       onUploadCreate: async (req, upload) => ({ metadata: this.metadataFor(req, upload) }),
-      onResponseError: (req, err) => this.mapError(req.url, err),
+      onResponseError: (req, err) => this.mapError(req, err),
     });
   }
 
   /**
-   * Serves one tus request of an authenticated `system` or `officer` principal.
-   * Problems are answered as problem+json through `sendProblem`.
+   * Serves one tus request of an authenticated `system` or `officer` principal:
+   * answers it, or returns the refusal for the HTTP layer to answer.
    */
   async handle(
     req: IncomingMessage,
     res: ServerResponse,
     actor: AuditActor,
-    sendProblem: (p: UploadProblem) => void,
-  ): Promise<void> {
-    try {
-      const done = await this.before(req, res, actor);
-      if (done) return;
-    } catch (e) {
-      sendProblem(this.problemOf(e));
-      return;
+  ): Promise<UploadProblem | undefined> {
+    if (req.method !== 'OPTIONS') res.setHeader('Tus-Resumable', TUS_VERSION);
+    if (!['OPTIONS', 'GET'].includes(req.method ?? '') && !speaksTus(req)) {
+      // tus 1.0: an unsupported (or missing) version is 412 and names the one served.
+      res.setHeader('Tus-Version', TUS_VERSION);
+      return this.refuse(req, res, {
+        code: 'INVALID_PARAMETER',
+        status: 412,
+        detail: `send Tus-Resumable: ${TUS_VERSION}`,
+      });
     }
+    let id: string | undefined;
+    try {
+      if (await this.before(req, res, actor)) return undefined;
+      id = uploadIdOf(req.url ?? '');
+    } catch (e) {
+      return this.refuse(req, res, this.problemOf(e));
+    }
+    if (id !== undefined && isPlainPatch(req)) return this.patch(req, res, id);
     this.principals.set(req, actor);
     const response = await this.tus.handleWeb(new NodeRequest({ req, res }));
-    await sendNodeResponse(res, asProblemJson(response));
+    const refusal = this.refusals.get(req);
+    if (refusal !== undefined) return this.refuse(req, res, refusal);
+    if (response.status >= 400) {
+      // Refused by tus before any handler ran (a missing Tus-Resumable, a malformed header).
+      const detail = (await response.text()).trim();
+      return this.refuse(req, res, { code: 'INVALID_PARAMETER', detail });
+    }
+    await sendNodeResponse(res, response);
+    return undefined;
+  }
+
+  /**
+   * tus 1.0 PATCH without @tus/server's web-stream bridge: the request stream is
+   * piped straight through the running SHA-256 into the partial file, under the
+   * upload's cross-process lock, with large buffers and one fsync at the end (in
+   * the commit after the last byte). The rules are tus's: the offset must match
+   * (409), no byte past the declared length (413), Upload-Checksum per chunk
+   * (460). A dropped connection keeps the bytes that arrived; a request asking
+   * for the lock ends this one after LOCK_DRAIN_MS at the offset it reached.
+   */
+  private async patch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+  ): Promise<UploadProblem | undefined> {
+    const offset = Number(req.headers['upload-offset']);
+    const gone = new AbortController();
+    const onClose = () => {
+      if (!req.complete) gone.abort();
+    };
+    req.once('close', onClose);
+    let body: BodyLimit | undefined;
+    let drain: NodeJS.Timeout | undefined;
+    const stop = () => {
+      if (body === undefined || body.writableEnded) return;
+      req.unpipe(body);
+      body.end();
+    };
+    gone.signal.addEventListener('abort', stop, { once: true });
+    const lock = this.locker.newLock(id);
+    try {
+      try {
+        await lock.lock(gone.signal, () => {
+          drain ??= setTimeout(stop, LOCK_DRAIN_MS);
+        });
+      } catch (e) {
+        if (e !== ERRORS.ERR_LOCK_TIMEOUT) throw e;
+        return this.refuse(req, res, {
+          code: 'UNAVAILABLE',
+          detail: 'another request is writing this upload; ask for its offset with HEAD',
+          retryAfterS: 1,
+        });
+      }
+      let newOffset: number;
+      try {
+        const upload = await this.store.getUpload(id);
+        if (upload.offset !== offset) throw ERRORS.INVALID_OFFSET;
+        const room = (upload.size ?? 0) - offset;
+        const declared = req.headers['content-length'];
+        if (declared !== undefined && Number(declared) > room) {
+          throw new CasebridgeError('TOO_LARGE', "the chunk runs past the upload's length");
+        }
+        body = new BodyLimit(room);
+        if (gone.signal.aborted) body.end();
+        else req.pipe(body);
+        newOffset = await this.store.write(body, id, offset);
+      } finally {
+        if (drain !== undefined) clearTimeout(drain);
+        if (body !== undefined) req.unpipe(body);
+        await lock.unlock();
+      }
+      if (gone.signal.aborted || res.headersSent) return undefined;
+      // Ended early for another request: the rest of the body is not read.
+      if (!req.complete) res.setHeader('Connection', 'close');
+      res.writeHead(204, { 'Upload-Offset': String(newOffset) });
+      res.end();
+      return undefined;
+    } catch (e) {
+      const cause = await this.store.takeFailure(id);
+      return this.refuse(req, res, this.problemOf(cause ?? e));
+    } finally {
+      req.off('close', onClose);
+    }
+  }
+
+  /** A refusal: when the body is not read to its end, the connection ends with the answer. */
+  private refuse(req: IncomingMessage, res: ServerResponse, p: UploadProblem): UploadProblem {
+    if (!req.complete && !res.headersSent) res.setHeader('Connection', 'close');
+    return p;
   }
 
   /** Checks that come before tus: ownership, declarations, limits, a file already kept. */
@@ -219,7 +347,7 @@ export class UploadService {
 
   /** The upload's metadata: the declared hash and who uploads, nothing the client named. */
   private metadataFor(req: unknown, upload: Upload): Record<string, string> {
-    const node = (req as { runtime?: { node?: { req?: IncomingMessage } } }).runtime?.node?.req;
+    const node = nodeRequestOf(req);
     const actor = node === undefined ? undefined : this.principals.get(node);
     if (actor === undefined) throw ERRORS.FILE_NOT_FOUND;
     const sha256 = declaredSha256(upload.metadata ? Metadata.stringify(upload.metadata) : '');
@@ -237,28 +365,57 @@ export class UploadService {
     return { code: 'INTERNAL', detail: 'an internal error occurred; it has been logged' };
   }
 
-  private async mapError(url: string, err: unknown): Promise<TusError> {
-    const id = uploadIdOf(new URL(url, 'https://gateway').pathname);
+  /** Keeps tus's error as the request's refusal; the HTTP layer answers it (see handle). */
+  private async mapError(req: Request, err: unknown): Promise<TusError> {
+    const id = uploadIdOf(new URL(req.url, 'https://gateway').pathname);
     const cause = id === undefined ? undefined : await this.store.takeFailure(id);
     const p = this.problemOf(cause ?? err);
-    return { status_code: statusOf(p.code), body: problemBody(p) };
+    const node = nodeRequestOf(req);
+    if (node !== undefined) this.refusals.set(node, p);
+    return { status_code: 400, body: '' };
   }
 }
 
-/** tus refusals carry our problem document as body; they go out as problem+json. */
-function asProblemJson(response: Response): Response {
-  if (response.status < 400) return response;
-  const headers = new Headers(response.headers);
-  headers.set('content-type', 'application/problem+json');
-  return new Response(response.body, { status: response.status, headers });
+function nodeRequestOf(req: unknown): IncomingMessage | undefined {
+  return (req as { runtime?: { node?: { req?: IncomingMessage } } }).runtime?.node?.req;
 }
 
-function statusOf(code: ErrorCode): number {
-  return STATUS_BY_CODE[code];
+function speaksTus(req: IncomingMessage): boolean {
+  return req.headers['tus-resumable'] === TUS_VERSION;
 }
 
-function problemBody(p: UploadProblem): string {
-  return JSON.stringify(problemOf(p.code, p.detail));
+/** A PATCH the lean path serves: tus 1.0, the offset stream type, a well-formed offset, no extension headers. */
+function isPlainPatch(req: IncomingMessage): boolean {
+  const h = req.headers;
+  return (
+    req.method === 'PATCH' &&
+    speaksTus(req) &&
+    h['content-type'] === PATCH_CONTENT_TYPE &&
+    typeof h['upload-offset'] === 'string' &&
+    /^(0|[1-9]\d{0,15})$/.test(h['upload-offset']) &&
+    NOT_PLAIN.every((name) => h[name] === undefined)
+  );
+}
+
+/** Passes the body on, refusing any byte past the upload's declared length. */
+class BodyLimit extends Transform {
+  private seen = 0;
+
+  constructor(private readonly room: number) {
+    super({ highWaterMark: WRITE_BUFFER });
+    // Bytes may flow (and be refused) before the store's pipeline takes the stream;
+    // the pipeline then reports the error it was destroyed with.
+    this.on('error', () => undefined);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.room) {
+      cb(new CasebridgeError('TOO_LARGE', "the chunk runs past the upload's length"));
+      return;
+    }
+    cb(null, chunk);
+  }
 }
 
 function metaOf(sha256: string, actor: AuditActor): UploadMeta {

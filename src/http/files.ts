@@ -34,8 +34,15 @@ export function fileRoutes(ctx: HttpContext, deps: FileRoutesDeps): Router {
   // bytes stream from the socket to the partial file.
   r.all(/^\/v1\/files(\/[^/]*)?$/, async (req: Request, res: Response) => {
     const p = requireRole(res, FILE_ROLES, 'uploading files');
-    await deps.uploads.handle(req, res, actorOf(p), (problem) =>
-      sendProblem(res, problemOf(problem.code, problem.detail)),
+    const refused = await deps.uploads.handle(req, res, actorOf(p));
+    // Already answered when the body guard cut a body that did not arrive in time.
+    if (refused === undefined || res.headersSent) return;
+    if (refused.retryAfterS !== undefined)
+      res.setHeader('retry-after', String(refused.retryAfterS));
+    const problem = problemOf(refused.code, refused.detail);
+    sendProblem(
+      res,
+      refused.status === undefined ? problem : { ...problem, status: refused.status },
     );
   });
 

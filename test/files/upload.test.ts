@@ -1,8 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { identity, startTestGateway, type Identity, type TestGateway } from '../helpers/gateway.js';
+import {
+  identity,
+  startTestGateway,
+  type Identity,
+  type Response,
+  type TestGateway,
+} from '../helpers/gateway.js';
+import { getTestPki } from '../helpers/pki.js';
 import {
   createUpload,
   filesOnDisk,
@@ -122,6 +130,44 @@ describe('evidence upload over tus 1.0 (protocol §9.1)', function () {
     expect((await raw(t.gw, aSys, 'DELETE', loc, TUS)).status).to.equal(204);
   });
 
+  it('keeps the tus 1.0 rules of a PATCH: version, content type, offset, a chunked body past the length', async function () {
+    const data = randomBytes(1000);
+    const created = await createUpload(t.gw, aSys, data.length, { sha256: sha256Hex(data) });
+    const loc = String(created.headers['location']);
+    const noVersion = await raw(
+      t.gw,
+      aSys,
+      'PATCH',
+      loc,
+      { 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+      data,
+    );
+    expect(noVersion.status).to.equal(412);
+    expect(noVersion.headers['tus-version']).to.equal('1.0.0');
+    expect(noVersion.json().code).to.equal('INVALID_PARAMETER');
+    const wrongType = await patchUpload(t.gw, aSys, loc, 0, data, {
+      'content-type': 'application/octet-stream',
+    });
+    expect(wrongType.status).to.equal(400);
+    expect(wrongType.headers['tus-resumable']).to.equal('1.0.0');
+    expect(wrongType.json().code).to.equal('INVALID_PARAMETER');
+    const badOffset = await patchUpload(t.gw, aSys, loc, 0, data, { 'upload-offset': '00' });
+    expect(badOffset.status).to.equal(400);
+    expect((await raw(t.gw, aSys, 'HEAD', loc, TUS)).headers['upload-offset']).to.equal('0');
+
+    // A chunked body (no Content-Length) is cut at the declared length.
+    const chunked = await chunkedPatch(t.gw, aSys, loc, [data, data]);
+    expect(chunked.status).to.equal(413);
+    expect(chunked.json().code).to.equal('TOO_LARGE');
+    const head = await raw(t.gw, aSys, 'HEAD', loc, TUS);
+    const offset = Number(head.headers['upload-offset']);
+    expect(offset).to.be.at.most(data.length);
+    const rest = await patchUpload(t.gw, aSys, loc, offset, data.subarray(offset));
+    expect(rest.status, rest.text).to.equal(204);
+    expect(rest.headers['upload-offset']).to.equal(String(data.length));
+    expect((await t.gw.store.files.storedFile(A, sha256Hex(data)))?.size).to.equal(data.length);
+  });
+
   it('refuses a file over CASEBRIDGE_FILE_MAX_BYTES from Upload-Length, before any byte', async function () {
     const res = await createUpload(t.gw, aSys, 4 * 1024 * 1024 + 1, { sha256: 'a'.repeat(64) });
     expect(res.status).to.equal(413);
@@ -197,3 +243,49 @@ describe('evidence upload over tus 1.0 (protocol §9.1)', function () {
     expect(await t.gw.store.files.storedFile(A, sha256Hex(data))).not.to.equal(undefined);
   });
 });
+
+/** A PATCH sent with `Transfer-Encoding: chunked`, one chunk per buffer. */
+async function chunkedPatch(
+  gw: { url: string },
+  who: Identity,
+  location: string,
+  chunks: Buffer[],
+): Promise<Response> {
+  const pki = await getTestPki();
+  return new Promise((resolve, reject) => {
+    const req = request(
+      new URL(location, gw.url),
+      {
+        method: 'PATCH',
+        agent: false,
+        ca: pki.files['trust.pem'],
+        servername: 'localhost',
+        cert: who.cert,
+        key: who.key,
+        headers: {
+          ...TUS,
+          'upload-offset': '0',
+          'content-type': 'application/offset+octet-stream',
+          'transfer-encoding': 'chunked',
+        },
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(parts).toString('utf8');
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            text,
+            json: <T>() => JSON.parse(text) as T,
+          });
+        });
+      },
+    );
+    // The gateway may answer and close before the last chunk is written.
+    req.on('error', reject);
+    for (const c of chunks) req.write(c);
+    req.end();
+  });
+}
