@@ -14,6 +14,8 @@ export interface Config {
   registry: string;
   logKey: string;
   amqpUrl: string | undefined;
+  /** protocol §11: a PostgreSQL store instead of the embedded SQLite one. */
+  databaseUrl: string | undefined;
   adminPort: number;
   maxBytes: number;
   clockSkewS: number;
@@ -108,6 +110,21 @@ function amqpUrl(env: Env): string | undefined {
   return v;
 }
 
+function databaseUrl(env: Env): string | undefined {
+  const v = env['CASEBRIDGE_DATABASE_URL'];
+  if (v === undefined || v === '') return undefined;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new ConfigError('CASEBRIDGE_DATABASE_URL', 'is not a URL');
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    throw new ConfigError('CASEBRIDGE_DATABASE_URL', 'must use postgres:// or postgresql://');
+  }
+  return v;
+}
+
 const GIB = 1024 ** 3;
 
 const AGENCY_ID = /^[A-Z]{2}(-[A-Z0-9]{1,12}){1,4}$/;
@@ -153,6 +170,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     registry: file(env, 'CASEBRIDGE_REGISTRY', `${DEV_PKI_DIR}/registry.json`, cwd),
     logKey: file(env, 'CASEBRIDGE_LOG_KEY', `${DEV_PKI_DIR}/log/log.key.pem`, cwd),
     amqpUrl: amqpUrl(env),
+    databaseUrl: databaseUrl(env),
     adminPort: int(env, 'CASEBRIDGE_ADMIN_PORT', 9464, 0, 65535),
     maxBytes: int(env, 'CASEBRIDGE_MAX_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     clockSkewS: int(env, 'CASEBRIDGE_CLOCK_SKEW_S', 300, 0, 86400),

@@ -14,11 +14,11 @@ import {
   closeSync,
   existsSync,
   fsyncSync,
+  linkSync,
   mkdirSync,
   openSync,
   readFileSync,
   readdirSync,
-  renameSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
@@ -114,28 +114,41 @@ export class FileEpochKeys implements EpochKeys {
     const cached = this.cache.get(epoch);
     if (cached !== undefined) return cached;
     const path = this.pathOf(epoch);
+    if (!existsSync(path)) {
+      if (!create) return undefined;
+      this.create(epoch, path);
+    }
     let key: Buffer;
-    if (existsSync(path)) {
-      try {
-        key = open(this.dataKey, readFileSync(path), aadOf(epoch));
-      } catch (e) {
-        if (!(e instanceof SealError)) throw e;
-        throw new ConfigError(
-          'CASEBRIDGE_DATA_KEY',
-          `does not open the epoch key ${epoch} in ${this.dir} (another data key?)`,
-        );
-      }
-    } else if (create) {
-      key = newKey();
-      const tmp = `${path}.${process.pid}.tmp`;
-      writeDurably(tmp, seal(this.dataKey, key, aadOf(epoch)));
-      renameSync(tmp, path);
-      fsyncDir(this.dir);
-    } else {
-      return undefined;
+    try {
+      key = open(this.dataKey, readFileSync(path), aadOf(epoch));
+    } catch (e) {
+      if (!(e instanceof SealError)) throw e;
+      throw new ConfigError(
+        'CASEBRIDGE_DATA_KEY',
+        `does not open the epoch key ${epoch} in ${this.dir} (another data key?)`,
+      );
     }
     this.cache.set(epoch, key);
     return key;
+  }
+
+  /**
+   * Writes a new epoch key unless one is there already. Gateways sharing the key
+   * directory may start a day at the same moment: the key file is created
+   * exclusively (a hard link, atomic on local and network file systems alike), so
+   * the first one wins, and every process then reads the winner's key.
+   */
+  private create(epoch: string, path: string): void {
+    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    writeDurably(tmp, seal(this.dataKey, newKey(), aadOf(epoch)));
+    try {
+      linkSync(tmp, path);
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 'EEXIST') throw e;
+    } finally {
+      unlinkSync(tmp);
+    }
+    fsyncDir(this.dir);
   }
 
   list(): string[] {

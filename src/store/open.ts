@@ -6,7 +6,7 @@ import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './types.js';
 
 export interface OpenStoreOptions {
-  config: Pick<Config, 'dataDir'>;
+  config: Pick<Config, 'dataDir' | 'databaseUrl'>;
   now: () => Date;
   gatewayActor: AuditActor;
   vault: MessageVault;
@@ -14,5 +14,10 @@ export interface OpenStoreOptions {
 
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   const { config, now, gatewayActor, vault } = opts;
+  if (config.databaseUrl !== undefined) {
+    // Loaded only when asked for: the embedded default never touches the pg driver.
+    const { openPostgresStore } = await import('./postgres/index.js');
+    return openPostgresStore({ url: config.databaseUrl, now, gatewayActor, vault });
+  }
   return new SqliteStore({ dataDir: config.dataDir, now, gatewayActor, vault });
 }

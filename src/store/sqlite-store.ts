@@ -18,6 +18,7 @@ import {
 } from '../review/lifecycle.js';
 import { handlingOf, type HandlingCode } from '../messages/handling.js';
 import { envelopeDigest } from '../messages/replay.js';
+import { soleSigner } from '../checkpoints/ports.js';
 import { epochOf } from '../retention/keys.js';
 import { localVault, type MessageVault, type SealedMessage } from '../retention/vault.js';
 import { MIGRATE_1_TO_2, MIGRATE_2_TO_3, SCHEMA_SQL, SCHEMA_VERSION } from './schema.sql.js';
@@ -209,6 +210,8 @@ export class SqliteStore implements Store {
   private readonly monoAnchor = performance.now();
   /** Evidence-file records (protocol §9), in the same database and transactions. */
   readonly files: SqliteFileIndex;
+  /** One process opens the file, so it alone signs. */
+  readonly lease = soleSigner;
 
   /** Throws StoreUnavailableError when the data directory has no room (or refuses writes). */
   constructor(opts: SqliteStoreOptions) {

@@ -5,6 +5,7 @@
  * in the core imports it.
  */
 import type { AuditLog, CheckpointStore } from '../audit/types.js';
+import type { SignerLease } from '../checkpoints/ports.js';
 import type { FileIndex } from '../files/types.js';
 import type { ChangeFeed, MessageReader } from '../messages/types.js';
 import type { RetentionPort } from '../retention/ports.js';
@@ -60,6 +61,8 @@ export interface Store
     RetentionPort {
   /** Evidence-file records (protocol §9), in the same database and transactions. */
   readonly files: FileIndex;
+  /** Who signs checkpoints when several gateways share the store (protocol §11). */
+  readonly lease: SignerLease;
   /** Asks the database; a store that cannot answer reports a failure, it does not throw. */
   health(): Promise<StoreHealth>;
   /** Commits the writes still queued, then closes; later writes are refused. */

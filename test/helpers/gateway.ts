@@ -17,6 +17,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { signMessage } from '../../src/envelope/sign.js';
 import type { Envelope } from '../../src/envelope/types.js';
 import { parsePemChain } from '../../src/pki/pem.js';
+import { createTestDatabase, databaseUrl, dropTestDatabase, ON_POSTGRES } from './database.js';
 import { getTestPki } from './pki.js';
 
 export interface Identity {
@@ -39,10 +40,19 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
+/**
+ * The environment of a test gateway. When the suite runs on PostgreSQL, each call
+ * makes a fresh database (`CASEBRIDGE_DATABASE_URL`); `releaseTestEnv` drops it.
+ */
 export async function testEnv(extra: Record<string, string> = {}): Promise<Record<string, string>> {
   const pki = await getTestPki();
   const dataDir = mkdtempSync(join(tmpdir(), 'casebridge-gw-'));
+  const database =
+    ON_POSTGRES && extra['CASEBRIDGE_DATABASE_URL'] === undefined
+      ? { CASEBRIDGE_DATABASE_URL: databaseUrl(await createTestDatabase()) }
+      : {};
   return {
+    ...database,
     CASEBRIDGE_HOST: '127.0.0.1',
     CASEBRIDGE_PORT: '0',
     CASEBRIDGE_ADMIN_PORT: '0',
@@ -87,9 +97,19 @@ export async function startTestGateway(
     logs,
     async stop() {
       await gw.close();
-      rmSync(env['CASEBRIDGE_DATA_DIR']!, { recursive: true, force: true });
+      await releaseTestEnv(env);
     },
   };
+}
+
+/** Removes what `testEnv` made: the data directory and, on PostgreSQL, the database. */
+export async function releaseTestEnv(env: Record<string, string>): Promise<void> {
+  rmSync(env['CASEBRIDGE_DATA_DIR']!, { recursive: true, force: true });
+  const url = env['CASEBRIDGE_DATABASE_URL'];
+  if (url !== undefined && ON_POSTGRES) {
+    const name = new URL(url).pathname.slice(1);
+    if (name.startsWith('casebridge_test_')) await dropTestDatabase(name);
+  }
 }
 
 /** The dev PKI certificate of a sample agency's principal. */

@@ -1,0 +1,46 @@
+/**
+ * PostgreSQL for tests: each gateway or store under test gets a database of its
+ * own on the real server, dropped when the test is done. `CASEBRIDGE_TEST_STORE=postgres`
+ * runs every gateway of the suite on PostgreSQL instead of SQLite.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+export const PG_HOST = process.env['CASEBRIDGE_TEST_PG_HOST'] ?? '127.0.0.1';
+export const PG_PORT = Number(process.env['CASEBRIDGE_TEST_PG_PORT'] ?? 5432);
+
+/** True when the suite runs its gateways on PostgreSQL. */
+export const ON_POSTGRES = process.env['CASEBRIDGE_TEST_STORE'] === 'postgres';
+
+function adminClient(): pg.Client {
+  return new pg.Client({ host: PG_HOST, port: PG_PORT, user: 'postgres', database: 'postgres' });
+}
+
+export function databaseUrl(name: string): string {
+  return `postgres://postgres@${PG_HOST}:${PG_PORT}/${name}`;
+}
+
+/** Creates an empty database; returns its name. */
+export async function createTestDatabase(): Promise<string> {
+  const name = `casebridge_test_${randomBytes(6).toString('hex')}`;
+  const c = adminClient();
+  await c.connect();
+  try {
+    await c.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await c.end();
+  }
+  return name;
+}
+
+/** Drops a test database, cutting any connection a killed process left behind. */
+export async function dropTestDatabase(name: string): Promise<void> {
+  if (!/^casebridge_test_[0-9a-f]+$/.test(name)) throw new Error(`not a test database: ${name}`);
+  const c = adminClient();
+  await c.connect();
+  try {
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await c.end();
+  }
+}
