@@ -176,19 +176,26 @@ export class EvidenceUploadStore extends FileStore {
     this.checksums.set(id, { alg, digest });
   }
 
+  /**
+   * The upload as tus reports it (HEAD's `Upload-Metadata`): its declared hash
+   * only, never who uploaded it (a certificate subject may name a person).
+   */
   override async getUpload(id: string): Promise<Upload> {
     const rec = await this.record(id);
     if (rec === undefined) throw ERRORS.FILE_NOT_FOUND;
+    const metadata = { sha256: rec.metadata.sha256 };
     if (rec.metadata.complete === 'true') {
       return new Upload({
         id,
         size: rec.size,
         offset: rec.size,
-        metadata: rec.metadata as unknown as Record<string, string>,
+        metadata,
         ...(rec.creation_date === undefined ? {} : { creation_date: rec.creation_date }),
       });
     }
-    return super.getUpload(id);
+    const upload = await super.getUpload(id);
+    upload.metadata = metadata;
+    return upload;
   }
 
   override async create(file: Upload): Promise<Upload> {

@@ -74,8 +74,11 @@ describe('evidence upload over tus 1.0 (protocol §9.1)', function () {
     const head = await raw(t.gw, aSys, 'HEAD', loc, TUS);
     expect(head.headers['upload-offset']).to.equal(String(data.length));
     expect(head.headers['upload-length']).to.equal(String(data.length));
-    // The client's file name is not kept anywhere.
+    // The client's file name is not kept anywhere, nor told back with who uploaded.
     expect(String(head.headers['upload-metadata'] ?? '')).not.to.include('filename');
+    expect(head.headers['upload-metadata']).to.equal(
+      `sha256 ${Buffer.from(sha256).toString('base64')}`,
+    );
     const stored = readFileSync(join(filesDir(), 'objects', A, sha256));
     expect(sha256Hex(stored)).to.equal(sha256);
     expect((await t.gw.store.files.storedFile(A, sha256))?.size).to.equal(data.length);
