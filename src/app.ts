@@ -5,6 +5,7 @@
  */
 import {
   createHash,
+  randomUUID,
   createPrivateKey,
   createPublicKey,
   type KeyObject,
@@ -14,11 +15,13 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { vkeyFor } from './audit/checkpoint.js';
 import type { AuditActor } from './audit/types.js';
 import { Checkpointer } from './checkpoints/index.js';
+import { LeaseKeeper } from './checkpoints/lease.js';
 import type { Config } from './config/index.js';
 import { certificateSubject } from './envelope/jws.js';
 import { ConfigError } from './errors.js';
@@ -185,6 +188,12 @@ async function checkVault(store: Store, vault: MessageVault, config: Config): Pr
   }
 }
 
+/** A host as it goes into a URL: IPv6 literals in brackets. */
+function urlHost(host: string): string {
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
 /** Codes of a listen that the operator's configuration must fix. */
 const LISTEN_CONFIG_ERRORS = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL']);
 
@@ -309,7 +318,22 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   });
 
+  // protocol §11: of the gateways sharing a store, the lease holder signs checkpoints.
+  const signer = new LeaseKeeper({
+    lease: store.lease,
+    holder: `${gateway.id}/${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+    onChange: (held) => {
+      metrics.signerLease.set(held ? 1 : 0);
+      logger.info(held ? 'holds the checkpoint signer lease' : 'checkpoint signer on standby');
+    },
+    onError: (e) =>
+      logger.warn('signer lease renewal failed', {
+        error: e instanceof Error ? e.name : typeof e,
+        code: (e as { code?: unknown } | null)?.code,
+      }),
+  });
   const checkpointer = new Checkpointer({
+    mayPublish: () => signer.held,
     store,
     origin: logName,
     keyName: logName,
@@ -420,6 +444,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     // A broker that refuses our topology stops the start (transport.start leaves nothing open).
     await transport.start();
     undo.push(() => transport.stop());
+    await signer.start();
+    undo.push(() => signer.stop());
     checkpointer.start();
     undo.push(() => checkpointer.stop());
     sweeper.start();
@@ -461,6 +487,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         checkpoint: {
           ok: health.failure !== undefined || (await store.latestCheckpoint()) !== undefined,
         },
+        // Informational: a standby gateway serves the whole API too (protocol §11).
+        signer: { ok: true, detail: signer.held ? 'holds the lease' : 'standby' },
       };
       return { ready: Object.values(checks).every((c) => c.ok), checks };
     };
@@ -489,7 +517,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
     const apiAddr = await listen(https, config.port, config.host, 'CASEBRIDGE_PORT');
     undo.push(() => close(https, 0));
-    const adminAddr = await listen(admin, config.adminPort, '127.0.0.1', 'CASEBRIDGE_ADMIN_PORT');
+    const adminAddr = await listen(
+      admin,
+      config.adminPort,
+      config.adminHost,
+      'CASEBRIDGE_ADMIN_PORT',
+    );
     logger.info('casebridge started', {
       gateway: gateway.id,
       url: `https://${config.host}:${apiAddr.port}`,
@@ -510,7 +543,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       https,
       admin,
       url: `https://${config.host}:${apiAddr.port}`,
-      adminUrl: `http://127.0.0.1:${adminAddr.port}`,
+      adminUrl: `http://${urlHost(config.adminHost === '0.0.0.0' ? '127.0.0.1' : config.adminHost)}:${adminAddr.port}`,
       async reloadCrl() {
         if (config.crl === undefined) return;
         const text = readFileSync(config.crl, 'utf8');
@@ -526,7 +559,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         events.closeAll();
         await stopFileSweeper();
         return shutDown(
-          { https, admin, checkpointer, sweeper, transport, store, logger },
+          { https, admin, checkpointer, signer, sweeper, transport, store, logger },
           config.shutdownS * 1000,
         );
       },
@@ -580,6 +613,7 @@ async function shutDown(
     https: HttpsServer;
     admin: Server;
     checkpointer: Checkpointer;
+    signer: LeaseKeeper;
     sweeper: ReviewSweeper;
     transport: Transport;
     store: Store;
@@ -587,7 +621,7 @@ async function shutDown(
   },
   budgetMs: number,
 ): Promise<void> {
-  const { https, admin, checkpointer, sweeper, transport, store, logger } = parts;
+  const { https, admin, checkpointer, signer, sweeper, transport, store, logger } = parts;
   const deadline = performance.now() + budgetMs;
   const left = () => Math.max(0, deadline - performance.now());
   const grace = Math.min(5000, budgetMs / 3);
@@ -603,6 +637,7 @@ async function shutDown(
     transport.abort();
   }
   await within(checkpointer.tick(), left());
+  await within(signer.stop(), left());
   await store.close();
 }
 

@@ -14,6 +14,8 @@ export interface CheckpointerOptions {
   now: () => Date;
   onSigned?: (cp: Checkpoint) => void;
   logger?: CheckpointLogger;
+  /** Signs only while this says so (several gateways, protocol §11); unset: always. */
+  mayPublish?: () => boolean;
 }
 
 export interface CheckpointLogger {
@@ -74,8 +76,14 @@ export class Checkpointer {
    * has grown past it; 0 when it covers the whole log.
    */
   async staleSeconds(): Promise<number> {
-    const latest = (await this.opts.store.latestCheckpoint())?.size ?? 0;
-    if ((await this.opts.store.treeSize()) <= latest) return 0;
+    const latest = await this.opts.store.latestCheckpoint();
+    if ((await this.opts.store.treeSize()) <= (latest?.size ?? 0)) return 0;
+    if (this.opts.mayPublish?.() === false) {
+      // Another gateway signs: how old its latest checkpoint is, on the wall clock.
+      const signedAt = latest === undefined ? NaN : Date.parse(latest.signedAt);
+      if (Number.isFinite(signedAt))
+        return Math.max(0, this.opts.now().getTime() - signedAt) / 1000;
+    }
     return (performance.now() - this.coveredAt) / 1000;
   }
 
@@ -88,6 +96,8 @@ export class Checkpointer {
       this.coveredAt = performance.now();
       return latest;
     }
+    // Another gateway holds the signer lease (protocol §11) and will cover the log.
+    if (this.opts.mayPublish?.() === false) return undefined;
     const root = await withNodes(
       (src) => rootHash(size, src),
       (c) => store.nodesAt(c),

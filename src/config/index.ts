@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 
@@ -17,6 +18,8 @@ export interface Config {
   /** protocol §11: a PostgreSQL store instead of the embedded SQLite one. */
   databaseUrl: string | undefined;
   adminPort: number;
+  /** Where the admin port listens: loopback unless a container needs its probes reachable. */
+  adminHost: string;
   maxBytes: number;
   clockSkewS: number;
   /** protocol §2.2: oldest `createdAt` accepted, seconds before now. */
@@ -110,6 +113,13 @@ function amqpUrl(env: Env): string | undefined {
   return v;
 }
 
+/** The admin port serves /metrics and /readyz unauthenticated: an address, never a name to resolve. */
+function adminHost(env: Env): string {
+  const v = str(env, 'CASEBRIDGE_ADMIN_HOST', '127.0.0.1');
+  if (isIP(v) === 0) throw new ConfigError('CASEBRIDGE_ADMIN_HOST', 'must be an IP address');
+  return v;
+}
+
 function databaseUrl(env: Env): string | undefined {
   const v = env['CASEBRIDGE_DATABASE_URL'];
   if (v === undefined || v === '') return undefined;
@@ -172,6 +182,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     amqpUrl: amqpUrl(env),
     databaseUrl: databaseUrl(env),
     adminPort: int(env, 'CASEBRIDGE_ADMIN_PORT', 9464, 0, 65535),
+    adminHost: adminHost(env),
     maxBytes: int(env, 'CASEBRIDGE_MAX_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     clockSkewS: int(env, 'CASEBRIDGE_CLOCK_SKEW_S', 300, 0, 86400),
     maxAgeS: int(env, 'CASEBRIDGE_MAX_AGE_S', 604800, 60, 10 * 365 * 86400),

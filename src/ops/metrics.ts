@@ -121,6 +121,11 @@ export class Metrics {
     help: 'Seconds since the latest checkpoint while the log has grown past it (0 when it covers the log)',
     registers: [this.registry],
   });
+  readonly signerLease = new Gauge({
+    name: 'casebridge_signer_lease_held',
+    help: 'Whether this process holds the checkpoint signer lease (1) or stands by (0)',
+    registers: [this.registry],
+  });
   readonly clockSteps = new Counter({
     name: 'casebridge_clock_steps_total',
     help: 'Steps of the wall clock against the monotonic clock, by direction',
