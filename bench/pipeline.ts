@@ -464,3 +464,6 @@ export async function benchFlood(sizes: PipelineSizes): Promise<Record<string, n
     await gw.stop();
   }
 }
+
+/** For the PostgreSQL benches (postgres.ts), which drive several gateways the same way. */
+export { CONNECTIONS, loadClient, signed, SINGLE, WARMUP };

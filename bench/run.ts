@@ -47,6 +47,15 @@ const benches: Bench[] = [
     }),
   },
   {
+    // issue 11: PostgreSQL mode, one gateway and two on one database, beside raw broker confirms.
+    name: 'pipeline-postgres',
+    run: async () => (await import('./postgres.js')).benchPostgres(pipelineSizes, 1),
+  },
+  {
+    name: 'pipeline-postgres-2',
+    run: async () => (await import('./postgres.js')).benchPostgres(pipelineSizes, 2),
+  },
+  {
     name: 'evidence-files',
     run: async () => {
       const { benchFiles } = await import('./files.js');
