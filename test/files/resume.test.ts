@@ -6,14 +6,15 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { expect } from 'chai';
 import { identity, startTestGateway, type Identity, type TestGateway } from '../helpers/gateway.js';
-import { getTestPki } from '../helpers/pki.js';
 import {
   createUpload,
   deterministicBytes,
   deterministicSha256,
   filesOnDisk,
+  patchHeaders,
   raw,
   streamPatch,
+  tlsAs,
   TUS,
 } from '../helpers/files.js';
 
@@ -177,26 +178,13 @@ function heldPatch(
   destroy: () => void;
 } {
   let req: ReturnType<typeof request> | undefined;
-  const response = getTestPki().then(
-    (pki) =>
+  const response = tlsAs(who).then(
+    (tls) =>
       new Promise<{ status: number; offset: number; connection: string | undefined }>(
         (resolve, reject) => {
           req = request(
             new URL(location, gw.url),
-            {
-              method: 'PATCH',
-              agent: false,
-              ca: pki.files['trust.pem'],
-              servername: 'localhost',
-              cert: who.cert,
-              key: who.key,
-              headers: {
-                ...TUS,
-                'upload-offset': String(offset),
-                'content-type': 'application/offset+octet-stream',
-                'content-length': String(end - offset),
-              },
-            },
+            { method: 'PATCH', ...tls, headers: patchHeaders(offset, end - offset) },
             (res) => {
               res.resume();
               res.on('end', () =>

@@ -10,13 +10,15 @@ import {
   type Response,
   type TestGateway,
 } from '../helpers/gateway.js';
-import { getTestPki } from '../helpers/pki.js';
 import {
+  collect,
   createUpload,
   filesOnDisk,
+  patchHeaders,
   patchUpload,
   raw,
   sha256Hex,
+  tlsAs,
   TUS,
   uploadFile,
 } from '../helpers/files.js';
@@ -254,37 +256,12 @@ async function chunkedPatch(
   location: string,
   chunks: Buffer[],
 ): Promise<Response> {
-  const pki = await getTestPki();
+  const tls = await tlsAs(who);
   return new Promise((resolve, reject) => {
     const req = request(
       new URL(location, gw.url),
-      {
-        method: 'PATCH',
-        agent: false,
-        ca: pki.files['trust.pem'],
-        servername: 'localhost',
-        cert: who.cert,
-        key: who.key,
-        headers: {
-          ...TUS,
-          'upload-offset': '0',
-          'content-type': 'application/offset+octet-stream',
-          'transfer-encoding': 'chunked',
-        },
-      },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(parts).toString('utf8');
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            text,
-            json: <T>() => JSON.parse(text) as T,
-          });
-        });
-      },
+      { method: 'PATCH', ...tls, headers: patchHeaders(0) },
+      (res) => collect(res, resolve),
     );
     // The gateway may answer and close before the last chunk is written.
     req.on('error', reject);

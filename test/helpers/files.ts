@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import type { Gateway } from '../../src/app.js';
@@ -23,6 +24,44 @@ export function tusMetadata(meta: Record<string, string>): string {
     .join(',');
 }
 
+/** The TLS options of a request by `who` (none: no client certificate), trusting the test PKI. */
+export async function tlsAs(who: Identity | undefined) {
+  const pki = await getTestPki();
+  return {
+    agent: false as const,
+    ca: pki.files['trust.pem'],
+    servername: 'localhost',
+    ...(who ? { cert: who.cert, key: who.key } : {}),
+  };
+}
+
+/** The headers of a tus PATCH from `offset` of `length` bytes; no length: chunked. */
+export function patchHeaders(offset: number, length?: number): Record<string, string> {
+  return {
+    ...TUS,
+    'upload-offset': String(offset),
+    'content-type': 'application/offset+octet-stream',
+    ...(length === undefined
+      ? { 'transfer-encoding': 'chunked' }
+      : { 'content-length': String(length) }),
+  };
+}
+
+/** Reads an answer whole. */
+export function collect(res: IncomingMessage, resolve: (r: Response) => void): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => {
+    const text = Buffer.concat(chunks).toString('utf8');
+    resolve({
+      status: res.statusCode ?? 0,
+      headers: res.headers,
+      text,
+      json: <T>() => JSON.parse(text) as T,
+    });
+  });
+}
+
 export async function raw(
   gw: Gateway,
   who: Identity | undefined,
@@ -31,32 +70,17 @@ export async function raw(
   headers: Record<string, string> = {},
   body?: Buffer,
 ): Promise<Response> {
-  const pki = await getTestPki();
+  const tls = await tlsAs(who);
   const url = new URL(path, gw.url);
   return new Promise((resolve, reject) => {
     const req = request(
       url,
       {
         method,
-        agent: false,
-        ca: pki.files['trust.pem'],
-        servername: 'localhost',
-        ...(who ? { cert: who.cert, key: who.key } : {}),
+        ...tls,
         headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            text,
-            json: <T>() => JSON.parse(text) as T,
-          });
-        });
-      },
+      (res) => collect(res, resolve),
     );
     req.on('error', reject);
     if (body) req.write(body);
@@ -169,24 +193,11 @@ export async function streamPatch(
   end: number,
   cutAfter?: number,
 ): Promise<{ status: number; offset?: number; cut: boolean; sent: number }> {
-  const pki = await getTestPki();
+  const tls = await tlsAs(who);
   return new Promise((resolve, reject) => {
     const req = request(
       new URL(location, gw.url),
-      {
-        method: 'PATCH',
-        agent: false,
-        ca: pki.files['trust.pem'],
-        servername: 'localhost',
-        cert: who.cert,
-        key: who.key,
-        headers: {
-          ...TUS,
-          'upload-offset': String(offset),
-          'content-type': 'application/offset+octet-stream',
-          'content-length': String(end - offset),
-        },
-      },
+      { method: 'PATCH', ...tls, headers: patchHeaders(offset, end - offset) },
       (res) => {
         res.resume();
         res.on('end', () =>
