@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { expect } from 'chai';
-import { identity, startTestGateway, type Identity, type TestGateway } from '../helpers/gateway.js';
+import {
+  identity,
+  startTestGateway,
+  type Identity,
+  type TestGateway,
+  tlsAs,
+} from '../helpers/gateway.js';
 import {
   createUpload,
   deterministicBytes,
@@ -14,7 +20,6 @@ import {
   patchHeaders,
   raw,
   streamPatch,
-  tlsAs,
   TUS,
 } from '../helpers/files.js';
 

@@ -4,21 +4,21 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import {
-  identity,
-  startTestGateway,
+  collect,
   type Identity,
+  identity,
   type Response,
+  startTestGateway,
   type TestGateway,
+  tlsAs,
 } from '../helpers/gateway.js';
 import {
-  collect,
   createUpload,
   filesOnDisk,
   patchHeaders,
   patchUpload,
   raw,
   sha256Hex,
-  tlsAs,
   TUS,
   uploadFile,
 } from '../helpers/files.js';

@@ -4,12 +4,10 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import type { Gateway } from '../../src/app.js';
-import { getTestPki } from './pki.js';
-import type { Identity, Response } from './gateway.js';
+import { collect, tlsAs, type Identity, type Response } from './gateway.js';
 
 export const TUS = { 'tus-resumable': '1.0.0' };
 
@@ -24,17 +22,6 @@ export function tusMetadata(meta: Record<string, string>): string {
     .join(',');
 }
 
-/** The TLS options of a request by `who` (none: no client certificate), trusting the test PKI. */
-export async function tlsAs(who: Identity | undefined) {
-  const pki = await getTestPki();
-  return {
-    agent: false as const,
-    ca: pki.files['trust.pem'],
-    servername: 'localhost',
-    ...(who ? { cert: who.cert, key: who.key } : {}),
-  };
-}
-
 /** The headers of a tus PATCH from `offset` of `length` bytes; no length: chunked. */
 export function patchHeaders(offset: number, length?: number): Record<string, string> {
   return {
@@ -45,21 +32,6 @@ export function patchHeaders(offset: number, length?: number): Record<string, st
       ? { 'transfer-encoding': 'chunked' }
       : { 'content-length': String(length) }),
   };
-}
-
-/** Reads an answer whole. */
-export function collect(res: IncomingMessage, resolve: (r: Response) => void): void {
-  const chunks: Buffer[] = [];
-  res.on('data', (c: Buffer) => chunks.push(c));
-  res.on('end', () => {
-    const text = Buffer.concat(chunks).toString('utf8');
-    resolve({
-      status: res.statusCode ?? 0,
-      headers: res.headers,
-      text,
-      json: <T>() => JSON.parse(text) as T,
-    });
-  });
 }
 
 export async function raw(

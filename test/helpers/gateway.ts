@@ -4,6 +4,7 @@
  */
 import { createPrivateKey, type X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -132,6 +133,32 @@ export function chainOf(who: Identity): X509Certificate[] {
   return parsePemChain(who.cert);
 }
 
+/** The TLS options of a request by `who` (none: no client certificate), trusting the test PKI. */
+export async function tlsAs(who: Identity | undefined) {
+  const pki = await getTestPki();
+  return {
+    agent: false as const,
+    ca: pki.files['trust.pem'],
+    servername: 'localhost',
+    ...(who ? { cert: who.cert, key: who.key } : {}),
+  };
+}
+
+/** Reads an answer whole. */
+export function collect(res: IncomingMessage, resolve: (r: Response) => void): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => {
+    const text = Buffer.concat(chunks).toString('utf8');
+    resolve({
+      status: res.statusCode ?? 0,
+      headers: res.headers,
+      text,
+      json: <T>() => JSON.parse(text) as T,
+    });
+  });
+}
+
 /** One HTTPS request over a fresh connection, with `who`'s client certificate (or none). */
 export async function call(
   gw: Gateway,
@@ -140,34 +167,19 @@ export async function call(
   path: string,
   body?: { type: string; data: string | Buffer },
 ): Promise<Response> {
-  const pki = await getTestPki();
+  const tls = await tlsAs(who);
   const url = new URL(path, gw.url);
   return new Promise((resolve, reject) => {
     const req = request(
       url,
       {
         method,
-        agent: false,
-        ca: pki.files['trust.pem'],
-        servername: 'localhost',
-        ...(who ? { cert: who.cert, key: who.key } : {}),
+        ...tls,
         headers: body
           ? { 'content-type': body.type, 'content-length': Buffer.byteLength(body.data) }
           : {},
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            text,
-            json: <T>() => JSON.parse(text) as T,
-          });
-        });
-      },
+      (res) => collect(res, resolve),
     );
     req.on('error', reject);
     if (body) req.write(body.data);
