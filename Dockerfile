@@ -55,11 +55,17 @@ RUN mkdir -p /data /shared/files /shared/keys \
   && chmod 700 /shared/keys
 VOLUME ["/data"]
 USER node
-# The API (mutual TLS). The admin port (CASEBRIDGE_ADMIN_PORT, 9464) listens on the
-# container's loopback only, so it is not exposed: probe it from inside the container.
+# The API (mutual TLS). The admin port (CASEBRIDGE_ADMIN_PORT, 9464: /healthz, /readyz,
+# /metrics) keeps its default address, the container's loopback: those three answer
+# anyone without authentication, and an image cannot know whether the network it is
+# run on is private (`docker run -p`, a host network, a flat bridge). So it is not
+# exposed here; where the network is private (deploy/compose.yaml, a Kubernetes pod)
+# the deployment sets CASEBRIDGE_ADMIN_HOST=0.0.0.0 for its balancer and Prometheus.
+# The health check runs inside the container, so it works either way: it dials the
+# configured admin address, or loopback when that is a wildcard.
 EXPOSE 8443
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.CASEBRIDGE_ADMIN_PORT||9464)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "const h=process.env.CASEBRIDGE_ADMIN_HOST||'127.0.0.1',a=h==='0.0.0.0'||h==='::'?'127.0.0.1':h.includes(':')?'['+h+']':h;fetch('http://'+a+':'+(process.env.CASEBRIDGE_ADMIN_PORT||9464)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "bin/casebridge.js"]
 CMD ["serve"]

@@ -4,7 +4,9 @@
  * `npm run build`, which `npm test` runs first), deploy/compose.yaml is valid for
  * docker-compose, and everything it hands the gateway is something the gateway knows.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -99,6 +101,39 @@ const AHEAD_OF_CODE = new Set<string>([]);
 const DOCKERFILE = read('Dockerfile');
 const STAGES = parseDockerfile(DOCKERFILE);
 const COMPOSE = read('deploy/compose.yaml');
+const GATEWAY_ENV = read('deploy/gateway.env');
+
+/** The top-level blocks of `services:` in deploy/compose.yaml, by service name. */
+function composeServices(): Map<string, string> {
+  const block = COMPOSE.slice(COMPOSE.indexOf('\nservices:\n'), COMPOSE.indexOf('\nvolumes:\n'));
+  const services = new Map<string, string>();
+  const heads = [...block.matchAll(/^ {2}([a-z0-9-]+):$/gm)];
+  heads.forEach((h, i) =>
+    services.set(h[1]!, block.slice(h.index, heads[i + 1]?.index ?? block.length)),
+  );
+  return services;
+}
+
+/** The value gateway.env gives a variable. */
+function gatewayEnv(name: string): string | undefined {
+  return new RegExp(`^${name}=(.*)$`, 'm').exec(GATEWAY_ENV)?.[1]?.trim();
+}
+
+/** Runs the image's HEALTHCHECK command here, in the environment given; its exit code. */
+function runHealthcheck(env: Record<string, string>): Promise<number | null> {
+  // The exec form, read from the text: the instruction parser splits it at spaces.
+  const form = /^HEALTHCHECK\b(?:.*\\\n)*.*?\bCMD (\[.*\])$/m.exec(DOCKERFILE)?.[1];
+  const cmd = JSON.parse(form ?? '[]') as string[];
+  expect(cmd[0]).to.equal('node');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, cmd.slice(1), {
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+      stdio: 'ignore',
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => resolve(code));
+  });
+}
 
 describe('deployment: Dockerfile', () => {
   it('lints clean with dockerfile-utils', () => {
@@ -187,6 +222,47 @@ describe('deployment: Dockerfile', () => {
     const health = final.instructions.find((i) => i.keyword === 'HEALTHCHECK')!;
     expect(health.args.join(' ')).to.include('/healthz');
   });
+
+  it('leaves the admin port on loopback: only a deployment on a private network widens it', () => {
+    const env = STAGES.at(-1)!
+      .instructions.filter((i) => i.keyword === 'ENV')
+      .flatMap((i) => i.args);
+    expect(env.filter((a) => a.startsWith('CASEBRIDGE_ADMIN_HOST='))).to.deep.equal([]);
+    const exposed = STAGES.at(-1)!
+      .instructions.filter((i) => i.keyword === 'EXPOSE')
+      .flatMap((i) => i.args.map((a) => a.split('/')[0]!));
+    expect(exposed).to.include('8443');
+    expect(exposed).to.not.include(gatewayEnv('CASEBRIDGE_ADMIN_PORT') ?? '9464');
+  });
+
+  it('HEALTHCHECK asks /healthz at the configured admin address, loopback for a wildcard', async () => {
+    const asked: string[] = [];
+    const server = createServer((req, res) => {
+      asked.push(req.url ?? '');
+      res.statusCode = req.url === '/healthz' ? 200 : 404;
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = String((server.address() as AddressInfo).port);
+    try {
+      expect(await runHealthcheck({ CASEBRIDGE_ADMIN_PORT: port })).to.equal(0);
+      expect(
+        await runHealthcheck({ CASEBRIDGE_ADMIN_PORT: port, CASEBRIDGE_ADMIN_HOST: '0.0.0.0' }),
+      ).to.equal(0);
+      expect(
+        await runHealthcheck({ CASEBRIDGE_ADMIN_PORT: port, CASEBRIDGE_ADMIN_HOST: '127.0.0.1' }),
+      ).to.equal(0);
+      expect(asked).to.deep.equal(['/healthz', '/healthz', '/healthz']);
+      // Nothing listens on the address it was told: unhealthy, not a hang or a pass.
+      expect(
+        await runHealthcheck({ CASEBRIDGE_ADMIN_PORT: port, CASEBRIDGE_ADMIN_HOST: '127.0.0.2' }),
+      ).to.equal(1);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    // A closed port is unhealthy too.
+    expect(await runHealthcheck({ CASEBRIDGE_ADMIN_PORT: port })).to.equal(1);
+  });
 });
 
 describe('deployment: deploy/compose.yaml', () => {
@@ -263,18 +339,48 @@ describe('deployment: deploy/compose.yaml', () => {
     for (const f of mounted) expect(existsSync(join(ROOT, 'deploy', f)), f).to.equal(true);
   });
 
-  it('balances onto services that exist, and clusters the RabbitMQ nodes it runs', () => {
-    const block = COMPOSE.slice(COMPOSE.indexOf('\nservices:\n'), COMPOSE.indexOf('\nvolumes:\n'));
-    const services = new Set([...block.matchAll(/^ {2}([a-z0-9-]+):$/gm)].map((m) => m[1]!));
-    const servers = [...read('deploy/haproxy/haproxy.cfg').matchAll(/^\s*server \S+ ([^:\s]+):/gm)];
+  it('balances onto services and ports that exist, and clusters the RabbitMQ nodes it runs', () => {
+    const services = composeServices();
+    const cfg = read('deploy/haproxy/haproxy.cfg');
+    const servers = [...cfg.matchAll(/^\s*server \S+ ([^:\s]+):(\d+)(.*)$/gm)];
     expect(servers).to.have.length(5);
-    for (const s of servers) expect(services, s[1]).to.include(s[1]!);
-    const rabbit = [...services].filter((s) => /^rabbitmq-\d$/.test(s));
+    for (const s of servers) expect([...services.keys()], s[1]).to.include(s[1]!);
+    // The gateways: the API port they listen on, checked on the admin port they listen on.
+    const gateways = servers.filter((s) => /^gateway-\d$/.test(s[1]!));
+    expect(gateways).to.have.length(2);
+    for (const g of gateways) {
+      expect(g[2], `${g[1]} API port`).to.equal(gatewayEnv('CASEBRIDGE_PORT'));
+      expect(/\bcheck port (\d+)\b/.exec(g[3]!)?.[1], `${g[1]} check port`).to.equal(
+        gatewayEnv('CASEBRIDGE_ADMIN_PORT'),
+      );
+    }
+    expect(cfg).to.match(/http-check send meth GET uri \/readyz\b/);
+    const rabbit = [...services.keys()].filter((s) => /^rabbitmq-\d$/.test(s));
     expect(rabbit).to.have.length(3);
+    for (const s of servers.filter((s) => rabbit.includes(s[1]!))) expect(s[2]).to.equal('5672');
     const conf = read('deploy/rabbitmq/rabbitmq.conf');
     for (const r of rabbit) expect(conf).to.include(`= rabbit@${r}`);
     // The cluster is there for quorum queues, which the gateway declares itself.
     expect(inboxQueueArguments(5)['x-queue-type']).to.equal('quorum');
-    expect(COMPOSE.match(/^ {2}gateway-\d:$/gm)).to.have.length(2);
+    expect([...services.keys()].filter((s) => /^gateway-\d$/.test(s))).to.have.length(2);
+  });
+
+  it('opens the admin port to the compose network, and never publishes it on the host', () => {
+    const admin = gatewayEnv('CASEBRIDGE_ADMIN_PORT');
+    expect(admin).to.match(/^\d+$/);
+    // The gateways listen on every interface of their container (the image keeps loopback).
+    expect(COMPOSE).to.match(/^\s*CASEBRIDGE_ADMIN_HOST: "?0\.0\.0\.0"?$/m);
+    expect(gatewayEnv('CASEBRIDGE_ADMIN_HOST')).to.equal(undefined); // one place only
+    const services = composeServices();
+    for (const [name, block] of services) {
+      // Each gateway is on the compose network itself: no namespace borrowed from a forwarder.
+      expect(block, name).to.not.match(/network_mode:/);
+      const ports = /^ {4}ports:\n((?: {6}- .*\n)+)/m.exec(block)?.[1] ?? '';
+      const published = [...ports.matchAll(/- "?([^"\n]+)"?/g)].map((m) => m[1]!);
+      for (const p of published)
+        expect(p.split(':').at(-1)!.split('/')[0], `${name} publishes ${p}`).to.not.equal(admin);
+    }
+    expect([...services.keys()].some((s) => /-net$/.test(s))).to.equal(false);
+    expect(existsSync(join(ROOT, 'deploy/haproxy/admin-forward.cfg'))).to.equal(false);
   });
 });
