@@ -3,6 +3,7 @@
  * own on the real server, dropped when the test is done. `CASEBRIDGE_TEST_STORE=postgres`
  * runs every gateway of the suite on PostgreSQL instead of SQLite.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
@@ -43,4 +44,37 @@ export async function dropTestDatabase(name: string): Promise<void> {
   } finally {
     await c.end();
   }
+}
+
+/** The name of the database a test URL names. */
+export function databaseNameOf(url: string): string {
+  return new URL(url).pathname.replace(/^\//, '');
+}
+
+/**
+ * Row counts of tables in a test database, read synchronously with `psql` (for
+ * helpers that read the SQLite file synchronously, such as storeCounts).
+ */
+export function pgCountsSync(url: string, tables: readonly string[]): Record<string, number> {
+  for (const t of tables) if (!/^[a-z_]+$/.test(t)) throw new Error(`not a table name: ${t}`);
+  const sql = tables.map((t) => `SELECT count(*) FROM ${t}`).join(' UNION ALL ');
+  const out = execFileSync(
+    'psql',
+    [
+      '-XAt',
+      '-h',
+      PG_HOST,
+      '-p',
+      String(PG_PORT),
+      '-U',
+      'postgres',
+      '-d',
+      databaseNameOf(url),
+      '-c',
+      sql,
+    ],
+    { encoding: 'utf8' },
+  );
+  const counts = out.trim().split('\n').map(Number);
+  return Object.fromEntries(tables.map((t, i) => [t, counts[i]!]));
 }
