@@ -33,6 +33,10 @@ const benches: Bench[] = [
     name: 'inclusion-proofs',
     run: () => benchProofs({ entries: quick ? 20_000 : 1_000_000, proofs: quick ? 1_000 : 20_000 }),
   },
+  {
+    name: 'store-lifecycle',
+    run: async () => (await import('./store.js')).benchStore({ messages: quick ? 2_000 : 10_000 }),
+  },
   { name: 'pipeline-embedded', run: async () => (await pipeline()).benchEmbedded(pipelineSizes) },
   { name: 'pipeline-rabbitmq', run: async () => (await pipeline()).benchRabbitmq(pipelineSizes) },
   { name: 'pipeline-batch', run: async () => (await pipeline()).benchBatch(pipelineSizes) },

@@ -1,4 +1,5 @@
 import { mkdirSync, statfsSync } from 'node:fs';
+import { WalSync } from './sqlite/wal-sync.js';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -204,6 +205,7 @@ export class SqliteStore implements Store {
   private failure: StoreFailure | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private readonly probe: Database.Statement;
+  private readonly walSync: WalSync;
   /** `ts` of the latest entry, in ms (see stamp). */
   private lastTsMs = 0;
   private readonly schedAnchor = Date.now();
@@ -230,8 +232,10 @@ export class SqliteStore implements Store {
     this.gatewayActor = opts.gatewayActor;
     try {
       this.db.pragma('journal_mode = WAL');
-      // FULL: a commit is on disk before the 202 leaves (protocol §3).
-      this.db.pragma('synchronous = FULL');
+      // NORMAL: a commit only writes its WAL frames; WalSync then flushes the WAL to
+      // disk on the thread pool, and no write is answered before that flush is done
+      // (protocol §3). SQLite still syncs around its own checkpoints.
+      this.db.pragma('synchronous = NORMAL');
       this.db.pragma('foreign_keys = ON');
       // Removed and rewritten rows are overwritten with zeros, not left in free pages.
       this.db.pragma('secure_delete = ON');
@@ -242,6 +246,8 @@ export class SqliteStore implements Store {
       );
       // A real write at open: a disk that cannot take one fails the start, not the first request.
       this.probe.run('opened_at', new Date().toISOString());
+      // The probe created the WAL; from now on it is flushed through this handle.
+      this.walSync = new WalSync(opts.dataDir, 'casebridge.sqlite-wal');
     } catch (e) {
       this.db.close();
       throw wrapWriteError(e);
@@ -523,7 +529,10 @@ export class SqliteStore implements Store {
     try {
       const values = this.runBatch(batch);
       this.wrote();
-      batch.forEach((w, k) => w.resolve(values[k]));
+      this.whenDurable(
+        () => batch.forEach((w, k) => w.resolve(values[k])),
+        (err) => batch.forEach((w) => w.reject(err)),
+      );
       return;
     } catch (e) {
       // Something in the batch failed and the whole transaction rolled back.
@@ -537,7 +546,7 @@ export class SqliteStore implements Store {
       try {
         const value = this.runOne(w);
         this.wrote();
-        w.resolve(value);
+        this.whenDurable(() => w.resolve(value), w.reject);
       } catch (e) {
         this.size = at;
         this.noteFailure(e);
@@ -546,18 +555,31 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * Calls `ok` once what has committed so far is on disk, or `fail` if the flush
+   * failed. The commit itself returned already: the flush runs off the event loop,
+   * and every commit made while one flush runs shares the next.
+   */
+  private whenDurable(ok: () => void, fail: (e: unknown) => void): void {
+    this.walSync.request(ok, (e) => {
+      this.noteFailure(e);
+      fail(wrapWriteError(e));
+    });
+  }
+
   // ---- write health -------------------------------------------------------
 
   /** A direct (not group-committed) write, with its failure classified as for a batch. */
-  private writeNow<T>(run: () => T): T {
+  private writeNow<T>(run: () => T): Promise<T> {
+    let value: T;
     try {
-      const value = run();
+      value = run();
       this.wrote();
-      return value;
     } catch (e) {
       this.noteFailure(e);
-      throw wrapWriteError(e);
+      return Promise.reject(wrapWriteError(e));
     }
+    return new Promise<T>((resolve, reject) => this.whenDurable(() => resolve(value), reject));
   }
 
   private wrote(): void {
@@ -679,7 +701,7 @@ export class SqliteStore implements Store {
   }
 
   async addCheckpoint(cp: Checkpoint): Promise<void> {
-    this.writeNow(() => this.stmt.addCheckpoint.run(cp.size, cp.root, cp.text, cp.signedAt));
+    await this.writeNow(() => this.stmt.addCheckpoint.run(cp.size, cp.root, cp.text, cp.signedAt));
   }
 
   // ---- messages -----------------------------------------------------------
@@ -1090,7 +1112,7 @@ export class SqliteStore implements Store {
 
   async reschedule(messageId: string, delayMs: number, reason: string): Promise<void> {
     const at = this.schedNow() + Math.min(Math.max(0, delayMs), OUTBOX_MAX_DELAY_MS);
-    this.writeNow(() => this.stmt.reschedule.run(at, reason, messageId));
+    await this.writeNow(() => this.stmt.reschedule.run(at, reason, messageId));
   }
 
   async outboxLag(): Promise<number> {
@@ -1184,6 +1206,8 @@ export class SqliteStore implements Store {
     this.closed = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
     this.probeTimer = undefined;
+    // Whoever still waits for a flush gets it now, on this thread.
+    this.walSync.flushNow();
     this.db.close();
   }
 }

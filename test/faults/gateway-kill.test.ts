@@ -64,6 +64,8 @@ describe('fault: gateway process killed with SIGKILL and restarted (protocol §3
       CASEBRIDGE_PORT: String(port),
       CASEBRIDGE_ADMIN_PORT: String(adminPort),
       CASEBRIDGE_LOG_LEVEL: 'info',
+      // Kills are the subject here, not the rate limit: a fast start would pass 600/min.
+      CASEBRIDGE_RATE_PER_MIN: '1000000',
     });
     dataDir = env['CASEBRIDGE_DATA_DIR']!;
     const dir = dataDir;
