@@ -14,7 +14,8 @@
  * at its (low) rate as it goes.
  *
  * BENCH_CONNECTIONS sets the client concurrency (64), BENCH_BATCH_CONNECTIONS
- * the concurrent batches (6), BENCH_SOAK_S / BENCH_SOAK_RATE the soak.
+ * the concurrent batches (6), BENCH_SOAK_S / BENCH_SOAK_RATE the soak, BENCH_MAX_BODIES the
+ * gateway's cap on open bodies (1024; the production default is 64).
  */
 import { rmSync } from 'node:fs';
 import { connect } from 'amqplib';
@@ -119,7 +120,7 @@ async function gatewayProcess(mode: 'embedded' | 'rabbitmq', extra: Record<strin
     // One bench principal sends at the gateway's peak: above the per-principal rate limit
     // and the default cap on open bodies, which are measured by the flood, not here.
     CASEBRIDGE_RATE_PER_MIN: '1000000',
-    CASEBRIDGE_MAX_BODIES: '1024',
+    CASEBRIDGE_MAX_BODIES: process.env['BENCH_MAX_BODIES'] ?? '1024',
     ...extra,
   });
   const server = await startServer('gateway', env);
