@@ -3,7 +3,8 @@
  * delivered) for `messages` messages, 64 in flight, in this process. Its figure
  * is the event loop's busy time per message (`loop_ms_per_msg`, from
  * eventLoopUtilization), which is what the store takes from request handling;
- * it is far steadier than a rate on a shared machine. `flush_ms` is the baseline:
+ * it is far steadier than a rate on a shared machine, and the process's CPU time
+ * per message (`cpu_ms_per_msg`), which a flush on the thread pool barely adds to. `flush_ms` is the baseline:
  * one fdatasync of a small write in the same directory, the floor of a commit.
  */
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -42,6 +43,7 @@ async function lifecycle(dir: string, n: number) {
   const store = new SqliteStore({ dataDir: dir });
   const msgs = Array.from({ length: n }, message);
   const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let next = 0;
   const worker = async () => {
@@ -55,8 +57,13 @@ async function lifecycle(dir: string, n: number) {
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
   const wallMs = performance.now() - t0;
   const elu = performance.eventLoopUtilization(elu0);
+  const cpu = process.cpuUsage(cpu0);
   await store.close();
-  return { rate: Math.round((n * 1000) / wallMs), loopMsPerMsg: elu.active / n };
+  return {
+    rate: Math.round((n * 1000) / wallMs),
+    loopMsPerMsg: elu.active / n,
+    cpuMsPerMsg: (cpu.user + cpu.system) / 1000 / n,
+  };
 }
 
 export async function benchStore(opts: { messages: number }): Promise<Record<string, number>> {
@@ -77,6 +84,7 @@ export async function benchStore(opts: { messages: number }): Promise<Record<str
       flush_ms: Number(flushMs.toFixed(3)),
       lifecycle_rate: r.rate,
       loop_ms_per_msg: Number(r.loopMsPerMsg.toFixed(4)),
+      cpu_ms_per_msg: Number(r.cpuMsPerMsg.toFixed(4)),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
