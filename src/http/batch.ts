@@ -95,9 +95,24 @@ export function batchRoutes(ctx: HttpContext): Router {
   const limit = ctx.maxBytes * BATCH_BYTES_FACTOR;
   let active = 0;
 
-  /** protocol §3 on one line, its size first; never throws. */
-  async function submitLine(line: Buffer, client: Principal): Promise<SubmitResult | unknown> {
+  /**
+   * protocol §3 on one line: its token of the principal's rate (protocol §12), its
+   * size, then the rest; never throws. A line past the rate is refused alone.
+   */
+  async function submitLine(
+    line: Buffer,
+    client: Principal,
+    rated = true,
+  ): Promise<SubmitResult | unknown> {
     try {
+      const wait = rated ? ctx.rateLimiter.take(client.subject) : 0;
+      if (wait > 0) {
+        throw new CasebridgeError(
+          'RATE_LIMITED',
+          `too many submissions; retry this line in ${wait} s`,
+          { retryAfterS: wait },
+        );
+      }
       if (line.length > ctx.maxBytes) {
         throw new CasebridgeError('TOO_LARGE', 'the line exceeds the size limit');
       }
@@ -120,8 +135,9 @@ export function batchRoutes(ctx: HttpContext): Router {
       return { line: n, status: outcome.status, body: outcome.body };
     }
     let problem = problemLogged(outcome.error, req, ctx.logger);
-    // A full disk (UNAVAILABLE) says nothing about the line: not a refusal.
-    if (problem.code !== 'INTERNAL' && problem.code !== 'UNAVAILABLE') {
+    // A full disk (UNAVAILABLE) says nothing about the line: not a refusal; nor is
+    // the rate, which is not audited for single submissions either.
+    if (!NOT_AUDITED.has(problem.code)) {
       try {
         await recordRefused(ctx, client, problem.code, safeDigest(line));
       } catch (e) {
@@ -188,13 +204,17 @@ export function batchRoutes(ctx: HttpContext): Router {
         const o = settled[i]!;
         if (!(o instanceof Failure)) acceptedBefore ||= o.status === 202;
         else if (acceptedBefore && isUnknownReference(o.error)) {
-          settled[i] = (await submitLine(lines[i]!, client)) as SubmitResult | Failure;
+          // The line's token was taken on its first try.
+          settled[i] = (await submitLine(lines[i]!, client, false)) as SubmitResult | Failure;
         }
       }
       const answers = await Promise.all(
         settled.map((o, i) => answerOf(i + 1, lines[i]!, o, client, req)),
       );
       (res.locals[RELEASE] as () => void)();
+      // Lines refused for the rate say their wait; the answer's Retry-After is the longest.
+      const waits = settled.map(retryAfterOf);
+      if (waits.some((w) => w > 0)) res.setHeader('retry-after', String(Math.max(...waits)));
       await sendLines(
         res.status(200).type('application/x-ndjson'),
         answers.map((a) => JSON.stringify(a) + '\n'),
@@ -228,6 +248,14 @@ async function sendLines(res: Response, lines: readonly string[]): Promise<void>
     });
   }
   res.end(last);
+}
+
+/** Refusals of a line that are answered but not audited as message.refused. */
+const NOT_AUDITED: ReadonlySet<string> = new Set(['INTERNAL', 'UNAVAILABLE', 'RATE_LIMITED']);
+
+function retryAfterOf(o: SubmitResult | Failure): number {
+  if (!(o instanceof Failure) || !isCasebridgeError(o.error)) return 0;
+  return o.error.code === 'RATE_LIMITED' ? (o.error.retryAfterS ?? 0) : 0;
 }
 
 function isUnknownReference(e: unknown): boolean {

@@ -30,6 +30,15 @@ export class RateLimiter {
 
   /** Takes a token for `key`; returns 0 when taken, else the seconds until one is due. */
   take(key: string): number {
+    return this.ask(key, true);
+  }
+
+  /** Like `take`, but leaves the token: 0 when one is there, else the seconds until one is due. */
+  peek(key: string): number {
+    return this.ask(key, false);
+  }
+
+  private ask(key: string, take: boolean): number {
     const t = this.now();
     let b = this.buckets.get(key);
     if (b === undefined) {
@@ -42,7 +51,7 @@ export class RateLimiter {
     this.buckets.set(key, b);
     if (this.buckets.size > this.maxBuckets) this.buckets.delete(this.buckets.keys().next().value!);
     if (b.tokens >= 1) {
-      b.tokens -= 1;
+      if (take) b.tokens -= 1;
       return 0;
     }
     return Math.max(1, Math.ceil((1 - b.tokens) / this.perMs / 1000));
@@ -53,7 +62,12 @@ export class RateLimiter {
   }
 }
 
-/** Middleware for the submission route; after client authentication, before the body. */
+/**
+ * Middleware for the submission routes; after client authentication, before the
+ * body. A single submission takes a token. A batch takes none here, since each of
+ * its lines takes one (protocol §3.1, src/http/batch.ts); it is refused whole only
+ * when not one token is left.
+ */
 export function rateLimit(limiter: RateLimiter) {
   return (req: Request, res: Response, next: NextFunction): void => {
     if (
@@ -63,7 +77,8 @@ export function rateLimit(limiter: RateLimiter) {
       next();
       return;
     }
-    const wait = limiter.take(principalOf(res).subject);
+    const subject = principalOf(res).subject;
+    const wait = req.path === '/v1/messages' ? limiter.take(subject) : limiter.peek(subject);
     if (wait === 0) {
       next();
       return;

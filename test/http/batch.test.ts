@@ -54,7 +54,11 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
   let pinned: X509Certificate;
 
   before(async function () {
-    t = await startTestGateway({ CASEBRIDGE_MAX_BYTES: String(MAX_BYTES) });
+    // Each line takes a token of the rate (tested on its own below); these tests send thousands.
+    t = await startTestGateway({
+      CASEBRIDGE_MAX_BYTES: String(MAX_BYTES),
+      CASEBRIDGE_RATE_PER_MIN: '1000000',
+    });
     [aSys, bSys] = await Promise.all([identity(A, 'system'), identity(B, 'system')]);
     pinned = new X509Certificate(readFileSync(t.gw.config.tlsCert));
   });
@@ -225,9 +229,21 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
       db.exec('DROP TRIGGER test_refuse_one');
       db.close();
     }
-    // The log stayed gap-free: the next message gets the next index.
-    const next = answers(await batch([signAs(env(), aSys)]));
-    expect(next[0]!.body.logIndex).to.equal((await t.gw.store.treeSize()) - 1);
+    // The log stayed gap-free: the failed write's index was used again, and every
+    // index up to the size holds its entry (the transport appends queued and delivered
+    // entries meanwhile, so the next message need not be the last one).
+    const after = env();
+    const next = answers(await batch([signAs(after, aSys)]));
+    const idx = next[0]!.body.logIndex!;
+    const [entry] = await t.gw.store.entries(idx, idx + 1);
+    expect(JSON.parse(entry!.bytes.toString('utf8'))).to.include({
+      event: 'message.accepted',
+      index: idx,
+      messageId: after.id,
+    });
+    const size = await t.gw.store.treeSize();
+    const all = await t.gw.store.entries(0, size);
+    expect(all.map((e) => e.index)).to.deep.equal([...Array(size).keys()]);
   });
 
   describe('limits', function () {
@@ -393,5 +409,63 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
       expect(refused[0]!['detail']).to.deep.equal({ code: 'UNSUPPORTED_MEDIA_TYPE' });
       expect(refused[0]).to.not.have.property('digest');
     });
+  });
+});
+
+describe('batch lines and the rate limit (protocol §3.1, §12)', function () {
+  const RATE = 5;
+  let t: TestGateway;
+  let aSys: Identity;
+
+  before(async function () {
+    t = await startTestGateway({ CASEBRIDGE_RATE_PER_MIN: String(RATE) });
+    aSys = await identity(A, 'system');
+  });
+  after(async () => t?.stop());
+
+  const send = (lines: readonly string[]) =>
+    call(t.gw, aSys, 'POST', '/v1/messages/batch', {
+      type: NDJSON,
+      data: lines.map((l) => l + '\n').join(''),
+    });
+
+  it('counts every line against the principal: lines past the budget get 429 alone, the others are accepted', async function () {
+    const before = storeCounts(t).messages;
+    const auditBefore = await t.gw.store.treeSize();
+    const lines = Array.from({ length: RATE + 3 }, () =>
+      signAs(sampleEnvelope('evidence.request'), aSys),
+    );
+    const res = await send(lines);
+    expect(res.status, res.text).to.equal(200);
+    const got = res.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Answer);
+    expect(got.map((a) => a.line)).to.deep.equal(lines.map((_, i) => i + 1));
+    expect(got.map((a) => a.status)).to.deep.equal([
+      ...Array<number>(RATE).fill(202),
+      ...Array<number>(3).fill(429),
+    ]);
+    for (const a of got.slice(RATE)) expect(a.body.code).to.equal('RATE_LIMITED');
+    expect(Number(res.headers['retry-after'])).to.be.within(1, 60);
+    expect(storeCounts(t).messages).to.equal(before + RATE);
+    // Like a single 429, a line past the rate is not audited as a refusal.
+    const refused = (await auditEntriesOf(t.gw.store, auditBefore)).filter(
+      (e) => e['event'] === 'message.refused',
+    );
+    expect(refused).to.deep.equal([]);
+
+    // The budget is spent: the next batch is refused whole, before its body is read,
+    // and so is a single submission.
+    const again = await send([signAs(sampleEnvelope('evidence.request'), aSys)]);
+    expect(again.status, again.text).to.equal(429);
+    expect(again.json<Problem>().code).to.equal('RATE_LIMITED');
+    expect(Number(again.headers['retry-after'])).to.be.within(1, 60);
+    const single = await call(t.gw, aSys, 'POST', '/v1/messages', {
+      type: 'application/jose',
+      data: signAs(sampleEnvelope('evidence.request'), aSys),
+    });
+    expect(single.status).to.equal(429);
+    expect(storeCounts(t).messages).to.equal(before + RATE);
   });
 });
