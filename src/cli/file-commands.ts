@@ -80,7 +80,11 @@ function addAttach(submit: Command): void {
   submit.hook('preAction', async (_cmd, action) => {
     const opts = action.opts<ConnOpts & { attach?: string[] }>();
     if (opts.attach === undefined || opts.attach.length === 0) return;
-    const file = action.processedArgs[0] as string;
+    const named = action.processedArgs[0] as string[];
+    if (named.length !== 1) {
+      throw new CliError(EXIT.USAGE, '--attach goes with one envelope file, not several');
+    }
+    const file = named[0]!;
     const text = readOrUsage(file, 'envelope');
     let env: { type?: string; body?: { items?: Record<string, unknown>[] } };
     try {
@@ -107,7 +111,7 @@ function addAttach(submit: Command): void {
     }
     const filled = join(mkdtempSync(join(tmpdir(), 'casebridge-attach-')), basename(file));
     writeFileSync(filled, JSON.stringify(env, null, 2));
-    action.processedArgs[0] = filled;
+    action.processedArgs[0] = [filled];
   });
 }
 

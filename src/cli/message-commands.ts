@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Envelope } from '../envelope/types.js';
 import { parseStrictJson } from '../schema/index.js';
@@ -16,6 +18,46 @@ function readEnvelope(path: string, fresh: boolean): Envelope {
     throw new CliError(EXIT.USAGE, `${path} is not valid JSON (${(e as Error).message})`);
   }
   return fresh ? { ...envelope, id: randomUUID(), createdAt: new Date().toISOString() } : envelope;
+}
+
+/** The files named, a directory standing for its .json and .jws files in name order. */
+function expandFiles(args: readonly string[]): string[] {
+  const files: string[] = [];
+  for (const arg of args) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(arg).isDirectory();
+    } catch {
+      throw new CliError(EXIT.USAGE, `cannot read message ${arg}`);
+    }
+    if (!isDir) {
+      files.push(arg);
+      continue;
+    }
+    const inDir = readdirSync(arg, { withFileTypes: true })
+      .filter((d) => d.isFile() && !d.name.startsWith('.') && /\.(json|jws)$/i.test(d.name))
+      .map((d) => d.name)
+      .sort();
+    if (inDir.length === 0) throw new CliError(EXIT.USAGE, `${arg} holds no .json or .jws file`);
+    files.push(...inDir.map((n) => join(arg, n)));
+  }
+  return files;
+}
+
+/** One message through POST /v1/messages: its response, or its problem and exit 1. */
+async function submitOne(client: CasebridgeClient, message: Envelope | string): Promise<void> {
+  try {
+    const res = await client.submit(message);
+    out(JSON.stringify(res.body));
+  } catch (e) {
+    if (e instanceof ApiError) {
+      out(JSON.stringify(e.problem));
+      throw new CliError(EXIT.CHECK_FAILED, `the gateway answered ${e.status} ${e.code}`);
+    }
+    throw e instanceof Error ? new CliError(EXIT.CHECK_FAILED, e.message) : e;
+  } finally {
+    client.close();
+  }
 }
 
 function signer(o: { cert: string; key: string }): CasebridgeClient {
@@ -76,24 +118,44 @@ export function registerMessageCommands(program: Command): void {
 
   withConnection(
     program
-      .command('submit <file>')
+      .command('submit <files...>')
       .description(
-        'sign an envelope (.json) if needed, submit it (retrying safely on 429/503/network errors), print the response',
+        'sign each envelope (.json) if needed and submit it, retrying safely on 429/503/network errors; ' +
+          'one file is sent alone and its response printed, several files or a directory ' +
+          '(its .json and .jws files, by name) go through the batch endpoint, one line per file',
       )
       .option('--fresh', 'give a JSON envelope a new id and createdAt before signing')
       .option('--retries <n>', 'retries after a network error, 429 or 503', '4'),
-  ).action(async (file: string, o: ConnectionFlags & { fresh?: boolean; retries: string }) => {
-    const text = readText(file, 'message').trim();
-    const message = text.startsWith('{') ? readEnvelope(file, o.fresh === true) : text;
+  ).action(async (args: string[], o: ConnectionFlags & { fresh?: boolean; retries: string }) => {
+    const files = expandFiles(args);
+    const readMessage = (file: string) => {
+      const text = readText(file, 'message').trim();
+      return text.startsWith('{') ? readEnvelope(file, o.fresh === true) : text;
+    };
+    if (files.length === 1 && args.length === 1 && files[0] === args[0]) {
+      await submitOne(connect(o), readMessage(files[0]!));
+      return;
+    }
+    const messages = files.map(readMessage);
     const client = connect(o);
     try {
-      const res = await client.submit(message);
-      out(JSON.stringify(res.body));
-    } catch (e) {
-      if (e instanceof ApiError) {
-        out(JSON.stringify(e.problem));
-        throw new CliError(EXIT.CHECK_FAILED, `the gateway answered ${e.status} ${e.code}`);
+      const outcomes = await client.submitBatch(messages);
+      let refused = 0;
+      outcomes.forEach((r, k) => {
+        if (r.problem !== undefined) refused++;
+        out(
+          JSON.stringify(
+            r.problem === undefined
+              ? { file: files[k], status: r.status, body: r.body }
+              : { file: files[k], status: r.status, problem: r.problem },
+          ),
+        );
+      });
+      if (refused > 0) {
+        throw new CliError(EXIT.CHECK_FAILED, `${refused} of ${files.length} messages refused`);
       }
+    } catch (e) {
+      if (e instanceof CliError) throw e;
       throw e instanceof Error ? new CliError(EXIT.CHECK_FAILED, e.message) : e;
     } finally {
       client.close();

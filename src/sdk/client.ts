@@ -102,6 +102,15 @@ export interface ListQuery {
 }
 
 const RETRYABLE = new Set([429, 503]);
+/** protocol §3.1: lines per batch request. */
+export const BATCH_LINES = 1000;
+/** protocol §3.1: bytes per batch request at the default CASEBRIDGE_MAX_BYTES (16 × 1 MiB). */
+const BATCH_BYTES = 16 * 1024 * 1024;
+
+/** The outcome of one message of `submitBatch`: its response, or its problem. */
+export type BatchOutcome =
+  | { status: 200 | 202; body: AcceptResponse; problem?: undefined }
+  | { status: number; problem: ProblemBody; body?: undefined };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class CasebridgeClient {
@@ -202,6 +211,85 @@ export class CasebridgeClient {
         await sleep(after !== undefined ? after * 1000 : wait);
         wait *= 2;
       }
+    }
+  }
+
+  /**
+   * Submits many messages through `POST /v1/messages/batch` (protocol §3.1):
+   * envelopes (signed here) or compact JWS, at most `BATCH_LINES` per request.
+   * Resolves with one outcome per message, in order: its 202/200 response or its
+   * problem; a refused message never fails the others. A whole request that meets
+   * a network error, 429 or 503, and a line answered 429 or 503, is sent again
+   * (the same bytes, so a copy already taken comes back 200 with its receipt) up
+   * to `retries` times; what still fails then is returned as its problem.
+   */
+  async submitBatch(messages: readonly (Envelope | string)[]): Promise<BatchOutcome[]> {
+    const jws = messages.map((m) => (typeof m === 'string' ? m.trim() : this.sign(m)));
+    const out: BatchOutcome[] = new Array<BatchOutcome>(jws.length);
+    for (let start = 0; start < jws.length;) {
+      let end = start;
+      let bytes = 0;
+      while (end < jws.length && end - start < BATCH_LINES) {
+        const size = jws[end]!.length + 1;
+        if (end > start && bytes + size > BATCH_BYTES) break;
+        bytes += size;
+        end++;
+      }
+      await this.sendBatch(jws, start, end, out);
+      start = end;
+    }
+    return out;
+  }
+
+  /** Sends lines [start, end) of `jws`, retrying what may be retried; fills `out`. */
+  private async sendBatch(
+    jws: readonly string[],
+    start: number,
+    end: number,
+    out: BatchOutcome[],
+  ): Promise<void> {
+    const retries = this.opts.retries ?? 4;
+    let wait = this.opts.backoffMs ?? 250;
+    let todo = Array.from({ length: end - start }, (_, k) => start + k);
+    for (let attempt = 1; ; attempt++) {
+      let after: number | undefined;
+      try {
+        const res = await this.request('POST', '/v1/messages/batch', {
+          type: 'application/x-ndjson',
+          data: todo.map((i) => jws[i] + '\n').join(''),
+        });
+        const lines = res.body
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l.length > 0);
+        const again: number[] = [];
+        for (const text of lines) {
+          const a = JSON.parse(text) as { line: number; status: number; body: unknown };
+          const i = todo[a.line - 1];
+          if (i === undefined) continue;
+          out[i] =
+            a.status === 202 || a.status === 200
+              ? { status: a.status, body: a.body as AcceptResponse }
+              : { status: a.status, problem: a.body as ProblemBody };
+          if (RETRYABLE.has(a.status)) again.push(i);
+        }
+        if (again.length === 0 || attempt > retries) return;
+        todo = again;
+        const ra = Number(res.headers['retry-after']);
+        if (Number.isFinite(ra) && ra >= 0) after = ra;
+      } catch (e) {
+        const retryable =
+          e instanceof TransportError || (e instanceof ApiError && RETRYABLE.has(e.status));
+        if (!retryable || attempt > retries) {
+          if (!(e instanceof ApiError)) throw e;
+          // The whole request was refused (size, media type): every line shares the problem.
+          for (const i of todo) out[i] = { status: e.status, problem: e.problem };
+          return;
+        }
+        if (e instanceof ApiError) after = e.retryAfterS;
+      }
+      await sleep(after !== undefined ? after * 1000 : wait);
+      wait *= 2;
     }
   }
 

@@ -5,6 +5,7 @@
 export {
   CasebridgeClient,
   type AcceptResponse,
+  type BatchOutcome,
   type ClientOptions,
   type HistoryItem,
   type HttpResult,
