@@ -6,10 +6,17 @@
  * the same total concurrency as one.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import pg from 'pg';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestVhost } from '../test/helpers/amqp.js';
-import { createTestDatabase, databaseUrl, dropTestDatabase } from '../test/helpers/database.js';
+import {
+  createTestDatabase,
+  databaseUrl,
+  dropTestDatabase,
+  PG_HOST,
+  PG_PORT,
+} from '../test/helpers/database.js';
 import { testEnv } from '../test/helpers/gateway.js';
 import type { LoadClient } from './load.js';
 import {
@@ -25,6 +32,39 @@ import { startServer, type ServerProcess } from './servers.js';
 
 const round = (v: number, digits = 3) => Number(v.toFixed(digits));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What the database says about the sequencer and the size of what was written. */
+interface DbFigures {
+  /** Write transactions: each moves the one `log_head` row once. */
+  writeTx: number;
+  entries: number;
+  logBytes: number;
+  databaseBytes: number;
+}
+
+async function dbFigures(database: string): Promise<DbFigures> {
+  const c = new pg.Client({ host: PG_HOST, port: PG_PORT, user: 'postgres', database });
+  await c.connect();
+  try {
+    // Table statistics reach the shared counters within a second of a transaction's end.
+    await sleep(1200);
+    const r = await c.query<{ tx: string; entries: string; log: string; db: string }>(
+      `SELECT (SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'log_head') AS tx,
+              (SELECT size FROM log_head) AS entries,
+              pg_total_relation_size('audit_entries') + pg_total_relation_size('audit_nodes') AS log,
+              pg_database_size(current_database()) AS db`,
+    );
+    const row = r.rows[0]!;
+    return {
+      writeTx: Number(row.tx),
+      entries: Number(row.entries),
+      logBytes: Number(row.log),
+      databaseBytes: Number(row.db),
+    };
+  } finally {
+    await c.end();
+  }
+}
 
 /** The one-gateway rate of this run, for the two-gateway ratio. */
 let oneGatewayRate: number | undefined;
@@ -72,6 +112,7 @@ export async function benchPostgres(
     );
     const bodies = await each(n);
     const sent = bodies.reduce((a, b) => a + b.length, 0);
+    const db0 = await dbFigures(database);
     const cpu0 = servers.map((s) => s.cpuMs());
     const t0 = performance.now();
     await Promise.all(
@@ -84,6 +125,8 @@ export async function benchPostgres(
     while ((await delivered()) < target && Date.now() < until) await sleep(20);
     const deliverSeconds = (performance.now() - t0) / 1000;
     if ((await delivered()) < target) throw new Error('not every message was delivered');
+    const db1 = await dbFigures(database);
+    const writeTx = db1.writeTx - db0.writeTx;
 
     const rate = sent / acceptSeconds;
     if (gateways === 1) oneGatewayRate = rate;
@@ -95,6 +138,13 @@ export async function benchPostgres(
       ratio_vs_broker: round(rate / confirmRate),
       delivered_rate: Math.round(sent / deliverSeconds),
       gateway_cpu_ms_per_msg: round(cpuMs / sent),
+      // The sequencer: write transactions (accept, queued and delivered together), how many
+      // messages each carried, and the time per transaction, the bound on the lock's hold time.
+      write_tx: writeTx,
+      messages_per_write_tx: round(sent / writeTx, 2),
+      ms_per_write_tx: round((deliverSeconds * 1000) / writeTx, 3),
+      log_bytes_per_entry: Math.round(db1.logBytes / db1.entries),
+      database_bytes_per_message: Math.round((db1.databaseBytes - db0.databaseBytes) / sent),
       ...(gateways > 1 && oneGatewayRate !== undefined
         ? { rate_vs_one_gateway: round(rate / oneGatewayRate) }
         : {}),
