@@ -22,8 +22,9 @@ import {
   type Identity,
   type TestGateway,
 } from '../helpers/gateway.js';
-import { openVault } from '../../src/retention/index.js';
+import { openVault, type SealedMessage } from '../../src/retention/index.js';
 import { getTestPki, testPkiPath } from '../helpers/pki.js';
+import { pgExec } from '../helpers/database.js';
 import {
   launchBrowser,
   personContext,
@@ -214,37 +215,18 @@ describe('console in a real browser (protocol §10)', function () {
     // are sealed at rest, so the edit is made as an attacker holding the keys would:
     // open, change, seal again.
     const vault = openVault(testPkiPath('data/data.key.pem'), join(t.dataDir, 'keys'));
-    const db = new Database(join(t.dataDir, 'casebridge.sqlite'));
-    try {
-      const row = db
-        .prepare(
-          `SELECT b.seq, b.sealed, b.wrapped_key, b.epoch, m.accepted_at
-           FROM message_bodies b JOIN messages m ON m.seq = b.seq WHERE m.id = ?`,
-        )
-        .get(id) as {
-        seq: number;
-        sealed: Buffer;
-        wrapped_key: Buffer;
-        epoch: string;
-        accepted_at: string;
-      };
-      const stored = vault.open(id, {
-        sealed: row.sealed,
-        wrappedKey: row.wrapped_key,
-        epoch: row.epoch,
-      });
-      const [h, p, s] = stored.split('.');
-      const text = Buffer.from(p!, 'base64url').toString('utf8');
-      const altered = text.replace('TESTACCT-0000000001', 'TESTACCT-0000000009');
-      expect(altered).to.not.equal(text);
-      const jws = `${h}.${Buffer.from(altered).toString('base64url')}.${s}`;
-      const resealed = vault.seal(id, jws, new Date(row.accepted_at));
-      db.prepare(
-        'UPDATE message_bodies SET sealed = ?, wrapped_key = ?, epoch = ? WHERE seq = ?',
-      ).run(resealed.sealed, resealed.wrappedKey, resealed.epoch, row.seq);
-    } finally {
-      db.close();
-    }
+    const row = await bodyOf(t, id);
+    const stored = vault.open(id, {
+      sealed: row.sealed,
+      wrappedKey: row.wrapped_key,
+      epoch: row.epoch,
+    });
+    const [h, p, s] = stored.split('.');
+    const text = Buffer.from(p!, 'base64url').toString('utf8');
+    const altered = text.replace('TESTACCT-0000000001', 'TESTACCT-0000000009');
+    expect(altered).to.not.equal(text);
+    const jws = `${h}.${Buffer.from(altered).toString('base64url')}.${s}`;
+    await resealBody(t, row.seq, vault.seal(id, jws, new Date(row.accepted_at)));
     const { ctx, page } = await openConsole('en');
     try {
       await openMessage(page, id);
@@ -386,3 +368,42 @@ describe('console in a real browser (protocol §10)', function () {
     }
   });
 });
+
+interface BodyRow {
+  seq: number;
+  sealed: Buffer;
+  wrapped_key: Buffer;
+  epoch: string;
+  accepted_at: string;
+}
+
+const BODY_SQL = `SELECT b.seq, b.sealed, b.wrapped_key, b.epoch, m.accepted_at
+  FROM message_bodies b JOIN messages m ON m.seq = b.seq WHERE m.id = `;
+
+/** The sealed body of a message, read behind the gateway's back (SQLite or PostgreSQL). */
+async function bodyOf(t: TestGateway, id: string): Promise<BodyRow> {
+  const url = t.gw.config.databaseUrl;
+  if (url !== undefined) return (await pgExec(url, `${BODY_SQL}$1`, [id]))[0] as BodyRow;
+  const db = new Database(join(t.dataDir, 'casebridge.sqlite'), { readonly: true });
+  try {
+    return db.prepare(`${BODY_SQL}?`).get(id) as BodyRow;
+  } finally {
+    db.close();
+  }
+}
+
+/** Writes other sealed bytes into a message's body, as an attacker holding the keys would. */
+async function resealBody(t: TestGateway, seq: number, s: SealedMessage): Promise<void> {
+  const url = t.gw.config.databaseUrl;
+  const sql = 'UPDATE message_bodies SET sealed = $1, wrapped_key = $2, epoch = $3 WHERE seq = $4';
+  if (url !== undefined) {
+    await pgExec(url, sql, [s.sealed, s.wrappedKey, s.epoch, seq]);
+    return;
+  }
+  const db = new Database(join(t.dataDir, 'casebridge.sqlite'));
+  try {
+    db.prepare(sql.replace(/\$\d/g, '?')).run(s.sealed, s.wrappedKey, s.epoch, seq);
+  } finally {
+    db.close();
+  }
+}

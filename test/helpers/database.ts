@@ -78,3 +78,46 @@ export function pgCountsSync(url: string, tables: readonly string[]): Record<str
   const counts = out.trim().split('\n').map(Number);
   return Object.fromEntries(tables.map((t, i) => [t, counts[i]!]));
 }
+
+/** Runs statements on a test database with a connection of its own (behind the store's back). */
+export async function pgExec(
+  url: string,
+  sql: string,
+  values: unknown[] = [],
+): Promise<pg.QueryResultRow[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(sql, values)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * Every value of every table of a test database, as bytes (bytea as is, the rest
+ * as text): what "in the database" means for PostgreSQL, whose files the test
+ * cannot read. Old row versions and the WAL are not included.
+ */
+export async function pgDatabaseBytes(url: string): Promise<Buffer> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const tables = await c.query<{ table_name: string }>(
+      "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    );
+    const parts: Buffer[] = [];
+    for (const { table_name } of tables.rows) {
+      const { rows } = await c.query<Record<string, unknown>>(`SELECT * FROM "${table_name}"`);
+      for (const row of rows) {
+        for (const v of Object.values(row)) {
+          if (v === null || v === undefined) continue;
+          parts.push(Buffer.isBuffer(v) ? v : Buffer.from(String(v)));
+        }
+      }
+    }
+    return Buffer.concat(parts);
+  } finally {
+    await c.end();
+  }
+}

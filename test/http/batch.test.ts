@@ -23,6 +23,7 @@ import {
   type TestGateway,
 } from '../helpers/gateway.js';
 import { getTestPki } from '../helpers/pki.js';
+import { pgExec } from '../helpers/database.js';
 
 const A = 'CN-GX-CZ';
 const B = 'VN-LS';
@@ -209,9 +210,7 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
     const doomed = env();
     const fine = [env(), env(), env()];
     // A real failure inside the shared transaction: the database refuses this one row.
-    const db = new Database(join(t.dataDir, 'casebridge.sqlite'));
-    db.exec(`CREATE TRIGGER test_refuse_one BEFORE INSERT ON messages
-      WHEN NEW.id = '${doomed.id}' BEGIN SELECT RAISE(ABORT, 'refused by test'); END`);
+    const refuse = await refuseOneRow(t, doomed.id);
     try {
       const got = answers(
         await batch([
@@ -226,8 +225,7 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
       for (const e of fine) expect(await t.gw.store.getMessage(e.id)).to.not.equal(undefined);
       expect(await t.gw.store.getMessage(doomed.id)).to.equal(undefined);
     } finally {
-      db.exec('DROP TRIGGER test_refuse_one');
-      db.close();
+      await refuse.drop();
     }
     // The log stayed gap-free: the failed write's index was used again, and every
     // index up to the size holds its entry (the transport appends queued and delivered
@@ -469,3 +467,34 @@ describe('batch lines and the rate limit (protocol §3.1, §12)', function () {
     expect(storeCounts(t).messages).to.equal(before + RATE);
   });
 });
+/** A trigger in the gateway's database that refuses the message row of `id`, on either engine. */
+async function refuseOneRow(t: TestGateway, id: string): Promise<{ drop(): Promise<void> }> {
+  const url = t.gw.config.databaseUrl;
+  if (url !== undefined) {
+    await pgExec(
+      url,
+      `CREATE FUNCTION test_refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN RAISE EXCEPTION 'refused by test'; END $$;
+       CREATE TRIGGER test_refuse_one BEFORE INSERT ON messages
+         FOR EACH ROW WHEN (NEW.id = '${id}') EXECUTE FUNCTION test_refuse_one();`,
+    );
+    return {
+      drop: async () => {
+        await pgExec(
+          url,
+          'DROP TRIGGER test_refuse_one ON messages; DROP FUNCTION test_refuse_one()',
+        );
+      },
+    };
+  }
+  const db = new Database(join(t.dataDir, 'casebridge.sqlite'));
+  db.exec(`CREATE TRIGGER test_refuse_one BEFORE INSERT ON messages
+    WHEN NEW.id = '${id}' BEGIN SELECT RAISE(ABORT, 'refused by test'); END`);
+  return {
+    drop: () => {
+      db.exec('DROP TRIGGER test_refuse_one');
+      db.close();
+      return Promise.resolve();
+    },
+  };
+}

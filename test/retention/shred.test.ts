@@ -54,6 +54,7 @@ import {
   type TestGateway,
 } from '../helpers/gateway.js';
 import { getTestPki } from '../helpers/pki.js';
+import { databaseNameOf, dropTestDatabase, pgDatabaseBytes, pgExec } from '../helpers/database.js';
 
 const DAY = 86_400_000;
 const A = 'CN-GX-CZ';
@@ -78,6 +79,29 @@ function sealedRow(dbFile: string, id: string): SealedRow {
   } finally {
     db.close();
   }
+}
+
+/** The sealed columns of a message in the gateway's database, on either engine. */
+async function storedRow(t: TestGateway, id: string): Promise<SealedRow> {
+  const url = t.gw.config.databaseUrl;
+  if (url === undefined) return sealedRow(join(t.dataDir, 'casebridge.sqlite'), id);
+  const [row] = await pgExec(
+    url,
+    `SELECT b.sealed, b.wrapped_key, b.epoch, b.shredded_at FROM message_bodies b
+     JOIN messages m ON m.seq = b.seq WHERE m.id = $1`,
+    [id],
+  );
+  return row as SealedRow;
+}
+
+/**
+ * The gateway's database as bytes: SQLite's main file and write-ahead log, or every
+ * value of PostgreSQL's tables (the server's files are not the test's to read; old
+ * row versions there are what the destroyed epoch key leaves unreadable).
+ */
+async function storedBytes(t: TestGateway): Promise<Buffer> {
+  const url = t.gw.config.databaseUrl;
+  return url === undefined ? dbBytes(t.dataDir) : pgDatabaseBytes(url);
 }
 
 /** Every byte of the database: main file and write-ahead log. */
@@ -124,7 +148,8 @@ describe('retention: crypto-shredding of message content', function () {
     });
 
     it('stores the JWS sealed: neither it nor any body text is in the database files', async function () {
-      const bytes = dbBytes(t.dataDir);
+      const bytes = await storedBytes(t);
+      expect(bytes.length).to.be.above(0);
       const payload = jws.split('.')[1]!;
       expect(bytes.includes(Buffer.from(payload.slice(0, 40)))).to.equal(false);
       for (const s of SAMPLE_PERSONAL_STRINGS)
@@ -133,13 +158,17 @@ describe('retention: crypto-shredding of message content', function () {
     });
 
     it('after retention the content is gone from the database and from a copy taken before, given the data key', async function () {
-      const dbFile = join(t.dataDir, 'casebridge.sqlite');
-      // A file-level backup, taken while the message was live.
-      for (const f of ['casebridge.sqlite', 'casebridge.sqlite-wal']) {
-        if (existsSync(join(t.dataDir, f))) copyFileSync(join(t.dataDir, f), join(copyDir, f));
+      // A backup, taken while the message was live: a copy of the files, or what a dump
+      // of PostgreSQL would hold.
+      let before: SealedRow;
+      if (t.gw.config.databaseUrl === undefined) {
+        for (const f of ['casebridge.sqlite', 'casebridge.sqlite-wal']) {
+          if (existsSync(join(t.dataDir, f))) copyFileSync(join(t.dataDir, f), join(copyDir, f));
+        }
+        before = sealedRow(join(copyDir, 'casebridge.sqlite'), id);
+      } else {
+        before = await storedRow(t, id);
       }
-      const copyFile = join(copyDir, 'casebridge.sqlite');
-      const before = sealedRow(copyFile, id);
       expect(before.sealed).to.be.instanceOf(Buffer);
       const pki = await getTestPki();
       const keyDir = join(t.dataDir, 'keys');
@@ -162,10 +191,10 @@ describe('retention: crypto-shredding of message content', function () {
       expect(existsSync(join(keyDir, `epoch-${before.epoch}.key`))).to.equal(false);
 
       // The database: no sealed bytes, no wrapped key, not even in free pages or the WAL.
-      const after = sealedRow(dbFile, id);
+      const after = await storedRow(t, id);
       expect(after).to.include({ sealed: null, wrapped_key: null, epoch: null });
       expect(after.shredded_at).to.be.a('string');
-      const now = dbBytes(t.dataDir);
+      const now = await storedBytes(t);
       expect(now.includes(before.sealed!.subarray(20, 60))).to.equal(false);
       expect(now.includes(before.wrapped_key!.subarray(13, 45))).to.equal(false);
 
@@ -377,7 +406,12 @@ describe('retention: crypto-shredding of message content', function () {
       ).to.equal(202);
       await t.gw.close();
       rmSync(join(t.dataDir, 'keys'), { recursive: true, force: true });
-      const again = await testEnv({ CASEBRIDGE_DATA_DIR: t.dataDir });
+      // The same store again: the data directory, and on PostgreSQL the same database.
+      const url = t.gw.config.databaseUrl;
+      const again = await testEnv({
+        CASEBRIDGE_DATA_DIR: t.dataDir,
+        ...(url === undefined ? {} : { CASEBRIDGE_DATABASE_URL: url }),
+      });
       const e2 = await startGateway({ config: loadConfig(again) }).then(
         () => undefined,
         (e: unknown) => e,
@@ -385,6 +419,7 @@ describe('retention: crypto-shredding of message content', function () {
       expect(e2).to.be.instanceOf(ConfigError);
       expect((e2 as ConfigError).variable).to.equal('CASEBRIDGE_KEY_DIR');
       rmSync(t.dataDir, { recursive: true, force: true });
+      if (url !== undefined) await dropTestDatabase(databaseNameOf(url));
     });
   });
 });
