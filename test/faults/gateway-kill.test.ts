@@ -23,13 +23,14 @@ import {
   GatewayProcess,
   keepAliveClient,
   parseEntries,
-  readStoreFile,
+  readStore,
   signer,
   sleep,
   TO,
   verifyStoreOffline,
   type KeepAliveClient,
 } from './support.js';
+import { databaseNameOf, dropTestDatabase } from '../helpers/database.js';
 
 const KILLS = 4;
 const WORKERS = 8;
@@ -44,6 +45,7 @@ describe('fault: gateway process killed with SIGKILL and restarted (protocol §3
   let vhost: TestVhost | undefined;
   let gwp: GatewayProcess | undefined;
   let dataDir: string | undefined;
+  let databaseUrl: string | undefined;
   let client: KeepAliveClient | undefined;
 
   before(async () => {
@@ -54,6 +56,7 @@ describe('fault: gateway process killed with SIGKILL and restarted (protocol §3
     await gwp?.term(10_000).catch(() => {});
     await vhost?.cleanup();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    if (databaseUrl !== undefined) await dropTestDatabase(databaseNameOf(databaseUrl));
   });
 
   it('every 202/200 is delivered exactly once across kills; the audit log stays consistent and verifies', async () => {
@@ -68,6 +71,7 @@ describe('fault: gateway process killed with SIGKILL and restarted (protocol §3
       CASEBRIDGE_RATE_PER_MIN: '1000000',
     });
     dataDir = env['CASEBRIDGE_DATA_DIR']!;
+    databaseUrl = env['CASEBRIDGE_DATABASE_URL'];
     const dir = dataDir;
     gwp = new GatewayProcess(env);
     const g = gwp;
@@ -173,7 +177,7 @@ describe('fault: gateway process killed with SIGKILL and restarted (protocol §3
     assert.equal(ids.size, sent.size, 'every message sent ended with a 202 or 200');
 
     await eventually(
-      async () => countDeliveries(dir) >= ids.size,
+      async () => countDeliveries(dir, env['CASEBRIDGE_DATABASE_URL']) >= ids.size,
       60_000,
       'every accepted message delivered',
     );
@@ -187,7 +191,7 @@ describe('fault: gateway process killed with SIGKILL and restarted (protocol §3
     assert.equal(code, 0, `clean shutdown exit code:\n${g.stderrTail}`);
 
     // Everything from the file, after the final clean shutdown.
-    const snap = readStoreFile(dir);
+    const snap = await readStore(dir, { databaseUrl: env['CASEBRIDGE_DATABASE_URL'] });
     const stored = snap.entries;
     const entries = parseEntries(stored);
     assertContiguous(stored, entries);

@@ -22,10 +22,11 @@ import {
   GatewayProcess,
   keepAliveClient,
   parseEntries,
-  readStoreFile,
+  readStore,
   signer,
   TO,
 } from './support.js';
+import { databaseNameOf, dropTestDatabase } from '../helpers/database.js';
 
 const SHUTDOWN_S = 3;
 
@@ -40,6 +41,7 @@ describe('fault: SIGTERM while the broker blocks the connection (memory alarm)',
   let vhost: TestVhost | undefined;
   let gwp: GatewayProcess | undefined;
   let dataDir: string | undefined;
+  let databaseUrl: string | undefined;
 
   before(async () => {
     vhost = await createTestVhost();
@@ -49,6 +51,7 @@ describe('fault: SIGTERM while the broker blocks the connection (memory alarm)',
     await gwp?.term(10_000).catch(() => {});
     await vhost?.cleanup();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    if (databaseUrl !== undefined) await dropTestDatabase(databaseNameOf(databaseUrl));
   });
 
   it(`exits within CASEBRIDGE_SHUTDOWN_S=${SHUTDOWN_S}; the unpublished stay in the outbox and are delivered after a restart`, async () => {
@@ -60,6 +63,7 @@ describe('fault: SIGTERM while the broker blocks the connection (memory alarm)',
       CASEBRIDGE_SHUTDOWN_S: String(SHUTDOWN_S),
     });
     dataDir = env['CASEBRIDGE_DATA_DIR']!;
+    databaseUrl = env['CASEBRIDGE_DATABASE_URL'];
     const dir = dataDir;
     const adminUrl = `http://127.0.0.1:${adminPort}`;
     const g = new GatewayProcess(env);
@@ -77,7 +81,11 @@ describe('fault: SIGTERM while the broker blocks the connection (memory alarm)',
       ids.add(envl.id);
     };
     await submitOne();
-    await eventually(async () => countDeliveries(dir) === 1, 15_000, 'first delivery');
+    await eventually(
+      async () => countDeliveries(dir, env['CASEBRIDGE_DATABASE_URL']) === 1,
+      15_000,
+      'first delivery',
+    );
 
     let elapsedMs: number;
     let code: number | null;
@@ -100,17 +108,17 @@ describe('fault: SIGTERM while the broker blocks the connection (memory alarm)',
     assert.equal(code, 0, g.stderrTail);
     // Process exit adds a little to the gateway's own deadline.
     assert.ok(elapsedMs < SHUTDOWN_S * 1000 + 1500, `shutdown took ${Math.round(elapsedMs)} ms`);
-    const stopped = readStoreFile(dir);
+    const stopped = await readStore(dir, { databaseUrl: env['CASEBRIDGE_DATABASE_URL'] });
     assert.equal(stopped.outbox, 3, 'the blocked messages are still in the outbox');
 
     await g.start();
     await eventually(
-      async () => countDeliveries(dir) === ids.size,
+      async () => countDeliveries(dir, env['CASEBRIDGE_DATABASE_URL']) === ids.size,
       30_000,
       'all delivered after restart',
     );
     assert.equal(await g.term(), 0);
-    const snap = readStoreFile(dir);
+    const snap = await readStore(dir, { databaseUrl: env['CASEBRIDGE_DATABASE_URL'] });
     assertExactlyOnce(ids, snap, parseEntries(snap.entries));
     console.log(`      shutdown with the broker blocked took ${Math.round(elapsedMs)} ms`);
   });

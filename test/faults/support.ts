@@ -16,6 +16,7 @@ import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { vkeyFor } from '../../src/audit/checkpoint.js';
 import { parseEntry } from '../../src/audit/entry.js';
 import { exportBundle, type ExportLog } from '../../src/audit/export.js';
@@ -28,6 +29,7 @@ import type { Checkpoint } from '../../src/store/types.js';
 import type { Identity } from '../helpers/gateway.js';
 import { openVault } from '../../src/retention/index.js';
 import { getTestPki, testPkiPath } from '../helpers/pki.js';
+import { pgCountsSync } from '../helpers/database.js';
 
 export const FROM = 'CN-GX-CZ';
 export const TO = 'VN-LS';
@@ -223,8 +225,78 @@ export function readStoreFile(dataDir: string, dataKeyPath?: string): StoreSnaps
   }
 }
 
-/** Delivery rows in the file right now (cheap; for polling while a gateway runs). */
-export function countDeliveries(dataDir: string): number {
+/**
+ * `readStoreFile` for a gateway on either engine: with `databaseUrl` (the
+ * CASEBRIDGE_DATABASE_URL it ran with) the PostgreSQL database, else the file.
+ */
+export async function readStore(
+  dataDir: string,
+  opts: { dataKeyPath?: string; databaseUrl?: string | undefined } = {},
+): Promise<StoreSnapshot> {
+  if (opts.databaseUrl === undefined) return readStoreFile(dataDir, opts.dataKeyPath);
+  const vault = openVault(
+    opts.dataKeyPath ?? testPkiPath('data/data.key.pem'),
+    join(dataDir, 'keys'),
+  );
+  const c = new pg.Client({ connectionString: opts.databaseUrl, types: INT8_AS_NUMBER });
+  await c.connect();
+  try {
+    const messages: StoreSnapshot['messages'] = new Map();
+    const rows = await c.query<{
+      id: string;
+      status: string;
+      log_index: number;
+      digest: string;
+      sealed: Buffer | null;
+      wrapped_key: Buffer | null;
+      epoch: string | null;
+      response: string;
+    }>(`SELECT m.id, m.status, m.log_index, m.digest, b.sealed, b.wrapped_key, b.epoch, b.response
+        FROM messages m JOIN message_bodies b ON b.seq = m.seq`);
+    for (const r of rows.rows) {
+      const jws =
+        r.sealed === null || r.wrapped_key === null || r.epoch === null
+          ? ''
+          : vault.open(r.id, { sealed: r.sealed, wrappedKey: r.wrapped_key, epoch: r.epoch });
+      messages.set(r.id, {
+        status: r.status,
+        logIndex: r.log_index,
+        digest: r.digest,
+        jws,
+        response: r.response,
+      });
+    }
+    const deliveries = new Map<string, number>();
+    const d = await c.query<{ message_id: string; n: number }>(
+      'SELECT message_id, COUNT(*) AS n FROM deliveries GROUP BY message_id',
+    );
+    for (const r of d.rows) deliveries.set(r.message_id, r.n);
+    const entries = (
+      await c.query<{ idx: number; entry: Buffer }>(
+        'SELECT idx, entry FROM audit_entries ORDER BY idx',
+      )
+    ).rows.map((r) => ({ index: r.idx, bytes: r.entry }));
+    const checkpoints = (
+      await c.query<{ size: number; root: Buffer; note: string; signed_at: string }>(
+        'SELECT size, root, note, signed_at FROM checkpoints ORDER BY size',
+      )
+    ).rows.map((r) => ({ size: r.size, root: r.root, text: r.note, signedAt: r.signed_at }));
+    const outbox = (await c.query<{ n: number }>('SELECT COUNT(*) AS n FROM outbox')).rows[0]!.n;
+    return { messages, deliveries, entries, checkpoints, outbox };
+  } finally {
+    await c.end();
+  }
+}
+
+/** int8 as a JavaScript number, as the store reads it. */
+const INT8_AS_NUMBER = {
+  getTypeParser: (oid: number, format?: 'text' | 'binary') =>
+    oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text'),
+} as pg.CustomTypesConfig;
+
+/** Delivery rows in the store right now (cheap; for polling while a gateway runs). */
+export function countDeliveries(dataDir: string, databaseUrl?: string): number {
+  if (databaseUrl !== undefined) return pgCountsSync(databaseUrl, ['deliveries'])['deliveries']!;
   const db = new Database(join(dataDir, 'casebridge.sqlite'), {
     readonly: true,
     fileMustExist: true,
