@@ -179,6 +179,27 @@ describe('store: PostgreSQL only (protocol §11)', function () {
     expect(root.equals(ref.root())).to.equal(true);
   });
 
+  it('accepts one id submitted to two stores at once exactly once', async function () {
+    const [a, b] = [await f.open(), await f.open()];
+    for (let round = 0; round < 5; round++) {
+      const m = newMessage();
+      const others = Array.from({ length: 10 }, () => newMessage());
+      const outcomes = await Promise.all([
+        a.accept(m, (k) => `a${k}`),
+        b.accept({ ...m }, (k) => `b${k}`),
+        ...others.map((o, k) => (k % 2 === 0 ? a : b).accept(o, (i) => `r${i}`)),
+      ]);
+      expect(
+        outcomes
+          .slice(0, 2)
+          .map((o) => o.kind)
+          .sort(),
+      ).to.deep.equal(['accepted', 'replay']);
+      expect(outcomes.slice(2).every((o) => o.kind === 'accepted')).to.equal(true);
+    }
+    expect(await expectOneTree(a)).to.equal(55);
+  });
+
   it('splits the outbox between two stores without handing a row to both', async function () {
     const [a, b] = [await f.open(), await f.open()];
     const ids = new Set<string>();

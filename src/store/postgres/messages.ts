@@ -36,7 +36,7 @@ import type {
   ReceiptMaker,
 } from '../../submission/ports.js';
 import { run, type Queryable } from './pool.js';
-import type { Tx } from './tx.js';
+import type { DeferredStatement, Tx } from './tx.js';
 
 const PRIORITY_RANK: Record<Priority, number> = { emergency: 0, urgent: 1, routine: 2 };
 /** Sorts messages without a deadline after every dated one. */
@@ -92,15 +92,33 @@ interface FullRow extends MessageRow, SealedColumns {
 const FULL = `m.*, b.sealed, b.wrapped_key, b.epoch, b.handling, b.response, b.shredded_at
   FROM messages m JOIN message_bodies b ON b.seq = m.seq`;
 
-const ACCEPT_SQL = `WITH m AS (
+/** New messages of a transaction, one row per element of the column arrays (see Tx.defer). */
+const ACCEPT: DeferredStatement = {
+  name: 'msg_accept_many',
+  everyRow: true,
+  sql: `WITH v AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+      $7::text[], $8::text[], $9::integer[], $10::text[], $11::text[], $12::bigint[],
+      $13::bigint[], $14::text[], $15::text[], $16::text[], $17::bigint[], $18::bytea[],
+      $19::bytea[], $20::text[], $21::text[], $22::text[]) WITH ORDINALITY AS v (id, digest,
+      envelope_digest, case_ref, type, from_agency, to_agency, priority, priority_rank,
+      respond_by, deadline, deadline_key, due_soon_key, in_reply_to, created_at, accepted_at,
+      log_index, sealed, wrapped_key, epoch, handling, response, k)),
+  m AS (
     INSERT INTO messages (id, digest, envelope_digest, case_ref, type, from_agency, to_agency,
       priority, priority_rank, respond_by, deadline, deadline_key, due_soon_key, in_reply_to,
       created_at, accepted_at, log_index, status)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 'accepted')
-    RETURNING seq),
+    SELECT id, digest, envelope_digest, case_ref, type, from_agency, to_agency, priority,
+      priority_rank, respond_by, deadline, deadline_key, due_soon_key, in_reply_to, created_at,
+      accepted_at, log_index, 'accepted' FROM v ORDER BY k
+    ON CONFLICT (id) DO NOTHING
+    RETURNING seq, id),
   b AS (INSERT INTO message_bodies (seq, sealed, wrapped_key, epoch, handling, response)
-    SELECT seq, $18, $19, $20, $21, $22 FROM m)
-INSERT INTO outbox (message_id, next_attempt_at) VALUES ($1, now())`;
+    SELECT m.seq, v.sealed, v.wrapped_key, v.epoch, v.handling, v.response
+    FROM m JOIN v ON v.id = m.id)
+INSERT INTO outbox (message_id, next_attempt_at)
+  SELECT m.id, now() FROM m JOIN v ON v.id = m.id ORDER BY v.k`,
+};
 
 const SET_REVIEW_SQL = `UPDATE messages SET status = $2, decision = $3, claimed_by = $4,
   claimed_name = $5, claimed_at = $6, claim_expires_at = $7 WHERE id = $1`;
@@ -276,7 +294,7 @@ export class PgMessages {
 
   /** Decides again here whether `msg` is new, a replay or a conflict: copies may share a batch. */
   async acceptInTx(tx: Tx, msg: NewMessage, makeReceipt: ReceiptMaker): Promise<AcceptOutcome> {
-    const existing = await this.recorded(tx, msg.id);
+    const existing = tx.mayExist(msg.id) ? await this.recorded(tx, msg.id) : undefined;
     if (existing) {
       // protocol §3: compared by meaning (RFC 8785 envelope digest), never by signature bytes.
       if (existing.envelopeDigest !== msg.envelopeDigest)
@@ -306,7 +324,7 @@ export class PgMessages {
     };
     const d = deadlineKeys(env, env.createdAt);
     const sealed = this.host.vault.seal(env.id, msg.jws, at);
-    await run(tx, 'msg_accept', ACCEPT_SQL, [
+    tx.defer(ACCEPT, [
       env.id,
       msg.digest,
       msg.envelopeDigest,
@@ -330,6 +348,7 @@ export class PgMessages {
       handlingOf(env),
       JSON.stringify(response),
     ]);
+    tx.insertedMessage(env.id);
     tx.addHistory(env.id, 'accepted', 'accepted', null, acceptedAt, msg.actor);
     if (msg.files !== undefined) await this.host.bindFiles(tx, env.id, msg, at);
     return { kind: 'accepted', response };

@@ -46,6 +46,21 @@ export function frontierCoords(size: number): NodeCoord[] {
 
 const key = (level: number, index: number): string => `${level}/${index}`;
 
+/** A statement over column arrays (see `Tx.defer`). */
+export interface DeferredStatement {
+  name: string;
+  sql: string;
+  /** Its row count must equal the rows deferred, else RowConflict fails the batch. */
+  everyRow?: boolean;
+}
+
+/** A deferred insert found a row it assumed absent (another gateway wrote it meanwhile). */
+class RowConflict extends Error {
+  constructor() {
+    super('a row the transaction assumed new exists');
+  }
+}
+
 /** The log's head as a committed transaction left it, and the nodes an append needs next. */
 export interface Frontier {
   size: number;
@@ -69,6 +84,11 @@ export class Tx implements Queryable {
   private readonly entries: StoredEntry[] = [];
   private readonly nodes: TreeNode[] = [];
   private readonly historyRows: HistoryIn[] = [];
+  private readonly deferred = new Map<
+    string,
+    { statement: DeferredStatement; rows: (readonly unknown[])[] }
+  >();
+  private readonly inserted = new Set<string>();
   /** Changes of the write running now. */
   changes: MessageChange[] = [];
   /** Changes of every write of the transaction, for NOTIFY. */
@@ -80,14 +100,48 @@ export class Tx implements Queryable {
     known: Map<string, Buffer>,
     private readonly now: () => Date,
     private readonly origin: string,
+    private readonly optimistic: boolean,
   ) {
     this.size = head.size;
     this.lastTsMs = head.lastTsMs;
     this.known = known;
   }
 
-  query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+  /** Any statement sees what the writes before it deferred: those go first. */
+  async query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    if (this.deferred.size > 0) await this.flushDeferred();
     return this.client.query<R>(config);
+  }
+
+  /**
+   * Adds one row to a multi-row statement that runs before the transaction's next
+   * statement: many acceptances of a batch become one INSERT. The statement takes
+   * each column as an array, `$1` the first.
+   */
+  defer(statement: DeferredStatement, row: readonly unknown[]): void {
+    let d = this.deferred.get(statement.name);
+    if (d === undefined) this.deferred.set(statement.name, (d = { statement, rows: [] }));
+    d.rows.push(row);
+  }
+
+  private async flushDeferred(): Promise<void> {
+    const all = [...this.deferred.values()];
+    this.deferred.clear();
+    for (const { statement, rows } of all) {
+      const columns = rows[0]!.map((_, k) => rows.map((r) => r[k]));
+      let written: number | null;
+      try {
+        const res = await this.client.query({
+          name: statement.name,
+          text: statement.sql,
+          values: columns,
+        });
+        written = res.rowCount;
+      } catch (e) {
+        throw wrapWriteError(e);
+      }
+      if (statement.everyRow === true && written !== rows.length) throw new RowConflict();
+    }
   }
 
   /** The wall clock, but never before the latest entry's `ts`: entry times never decrease. */
@@ -128,6 +182,21 @@ export class Tx implements Queryable {
     actor: HistoryActor,
   ): void {
     this.historyRows.push({ id, status, event, decision, at, actor });
+  }
+
+  /**
+   * Whether a message row of `id` may exist. Optimistically only when this
+   * transaction inserted it: new rows are inserted with ON CONFLICT DO NOTHING, and
+   * a row that was there after all fails the batch, which then runs again with
+   * every acceptance looking first (see GroupCommit).
+   */
+  mayExist(id: string): boolean {
+    return !this.optimistic || this.inserted.has(id);
+  }
+
+  /** A message row this transaction inserted. */
+  insertedMessage(id: string): void {
+    this.inserted.add(id);
   }
 
   changed(change: MessageChange): void {
@@ -290,7 +359,8 @@ export class GroupCommit {
     }
   }
 
-  private async runBatch(batch: Pending[]): Promise<void> {
+  /** `optimistic`: acceptances assume their id is new (see Tx.mayExist). */
+  private async runBatch(batch: Pending[], optimistic = true): Promise<void> {
     let client: pg.PoolClient;
     try {
       client = await this.opts.pool.connect();
@@ -303,7 +373,7 @@ export class GroupCommit {
     client.on('error', onError);
     let broken: unknown;
     try {
-      const values = await this.attempt(client, batch);
+      const values = await this.attempt(client, batch, optimistic);
       this.committed(batch, values);
       return;
     } catch (e) {
@@ -312,7 +382,7 @@ export class GroupCommit {
         this.fail(batch, broken);
         return;
       }
-      if (batch.length === 1) {
+      if (batch.length === 1 && !(e instanceof RowConflict && optimistic)) {
         this.fail(batch, e);
         return;
       }
@@ -320,12 +390,16 @@ export class GroupCommit {
       client.removeListener('error', onError);
       client.release(broken instanceof Error ? broken : undefined);
     }
-    // Rare path: each write again in a transaction of its own.
-    for (const w of batch) await this.runBatch([w]);
+    // Rare path: each write again in a transaction of its own, looking before it inserts.
+    for (const w of batch) await this.runBatch([w], false);
   }
 
-  private async attempt(client: pg.PoolClient, batch: Pending[]): Promise<unknown[]> {
-    const tx = await this.begin(client);
+  private async attempt(
+    client: pg.PoolClient,
+    batch: Pending[],
+    optimistic: boolean,
+  ): Promise<unknown[]> {
+    const tx = await this.begin(client, optimistic);
     const values: unknown[] = [];
     try {
       for (const w of batch) {
@@ -349,7 +423,7 @@ export class GroupCommit {
   }
 
   /** BEGIN and the lock of the head in one round trip; the frontier only when the head moved. */
-  private async begin(client: pg.PoolClient): Promise<Tx> {
+  private async begin(client: pg.PoolClient, optimistic: boolean): Promise<Tx> {
     const results = (await client.query(
       'BEGIN; SELECT size, last_ts_ms FROM log_head FOR UPDATE',
     )) as unknown as pg.QueryResult<{ size: number; last_ts_ms: number }>[];
@@ -378,6 +452,7 @@ export class GroupCommit {
       known,
       this.opts.now,
       this.opts.origin,
+      optimistic,
     );
   }
 
