@@ -130,6 +130,10 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
   BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
   BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS message_history_no_update BEFORE UPDATE ON message_history
+  BEGIN SELECT RAISE(ABORT, 'message_history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS message_history_no_delete BEFORE DELETE ON message_history
+  BEGIN SELECT RAISE(ABORT, 'message_history is append-only'); END;
 `;
 
 /**

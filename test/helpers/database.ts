@@ -57,11 +57,14 @@ export function databaseNameOf(url: string): string {
  */
 export function pgCountsSync(url: string, tables: readonly string[]): Record<string, number> {
   for (const t of tables) if (!/^[a-z_]+$/.test(t)) throw new Error(`not a table name: ${t}`);
-  const sql = tables.map((t) => `SELECT count(*) FROM ${t}`).join(' UNION ALL ');
+  // One row, one column per table, so the order of the answer is the order asked.
+  const sql = `SELECT ${tables.map((t) => `(SELECT count(*) FROM ${t})`).join(', ')}`;
   const out = execFileSync(
     'psql',
     [
       '-XAt',
+      '-F',
+      ',',
       '-h',
       PG_HOST,
       '-p',
@@ -75,7 +78,7 @@ export function pgCountsSync(url: string, tables: readonly string[]): Record<str
     ],
     { encoding: 'utf8' },
   );
-  const counts = out.trim().split('\n').map(Number);
+  const counts = out.trim().split(',').map(Number);
   return Object.fromEntries(tables.map((t, i) => [t, counts[i]!]));
 }
 

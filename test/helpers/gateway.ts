@@ -18,7 +18,13 @@ import { loadConfig } from '../../src/config/index.js';
 import { signMessage } from '../../src/envelope/sign.js';
 import type { Envelope } from '../../src/envelope/types.js';
 import { parsePemChain } from '../../src/pki/pem.js';
-import { createTestDatabase, databaseUrl, dropTestDatabase, ON_POSTGRES } from './database.js';
+import {
+  createTestDatabase,
+  databaseUrl,
+  dropTestDatabase,
+  ON_POSTGRES,
+  pgCountsSync,
+} from './database.js';
 import { getTestPki } from './pki.js';
 
 export interface Identity {
@@ -36,6 +42,8 @@ export interface Response {
 export interface TestGateway {
   gw: Gateway;
   dataDir: string;
+  /** The gateway's PostgreSQL database when the suite runs on PostgreSQL. */
+  databaseUrl?: string;
   /** Every operational log line the gateway wrote. */
   logs: string[];
   stop(): Promise<void>;
@@ -95,6 +103,9 @@ export async function startTestGateway(
   return {
     gw,
     dataDir: env['CASEBRIDGE_DATA_DIR']!,
+    ...(env['CASEBRIDGE_DATABASE_URL'] !== undefined
+      ? { databaseUrl: env['CASEBRIDGE_DATABASE_URL'] }
+      : {}),
     logs,
     async stop() {
       await gw.close();
@@ -212,15 +223,25 @@ export function storeCounts(t: TestGateway): {
   outbox: number;
   deliveries: number;
 } {
+  const tables = { messages: 'messages', history: 'message_history', outbox: 'outbox', deliveries: 'deliveries' };
+  if (t.databaseUrl !== undefined) {
+    const n = pgCountsSync(t.databaseUrl, Object.values(tables));
+    return {
+      messages: n[tables.messages]!,
+      history: n[tables.history]!,
+      outbox: n[tables.outbox]!,
+      deliveries: n[tables.deliveries]!,
+    };
+  }
   const db = new Database(join(t.dataDir, 'casebridge.sqlite'), { readonly: true });
   try {
     const n = (table: string) =>
       (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
     return {
-      messages: n('messages'),
-      history: n('message_history'),
-      outbox: n('outbox'),
-      deliveries: n('deliveries'),
+      messages: n(tables.messages),
+      history: n(tables.history),
+      outbox: n(tables.outbox),
+      deliveries: n(tables.deliveries),
     };
   } finally {
     db.close();

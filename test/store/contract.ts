@@ -479,7 +479,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect((await store.checkpoints(0, 5)).map((c) => c.size)).to.deep.equal([1, 3]);
       });
 
-      it('refuses UPDATE and DELETE of entries, nodes and checkpoints inside the database', async function () {
+      it('refuses UPDATE and DELETE of entries, nodes, checkpoints and history inside the database', async function () {
         await accepted(store);
         await store.append({ event: 'gateway.started', actor: GATEWAY });
         await store.addCheckpoint({ size: 2, root: Buffer.alloc(32), text: 'n\n', signedAt: 'x' });
@@ -490,6 +490,8 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
           'DELETE FROM audit_nodes',
           "UPDATE checkpoints SET note = 'forged'",
           'DELETE FROM checkpoints',
+          "UPDATE message_history SET status = 'decided'",
+          'DELETE FROM message_history',
         ]) {
           let failed = false;
           try {
