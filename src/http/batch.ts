@@ -1,7 +1,7 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { CasebridgeError, isCasebridgeError } from '../errors.js';
 import type { Principal } from '../pki/types.js';
-import { submitMessage, type SubmitResult } from '../submission/submit.js';
+import { submitMessage, type AcceptTurn, type SubmitResult } from '../submission/submit.js';
 import { principalOf } from './auth.js';
 import type { HttpContext } from './context.js';
 import { jwsFromBody, recordRefused, refusals, safeDigest } from './refusals.js';
@@ -90,6 +90,20 @@ function readBounded(req: Request, res: Response, limit: number): Promise<Buffer
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** A chain of turns: each line's waits for the one before it to be done. */
+function acceptTurns(count: number): AcceptTurn[] {
+  const turns: AcceptTurn[] = [];
+  let before: Promise<void> = Promise.resolve();
+  for (let i = 0; i < count; i++) {
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    const wait = before;
+    turns.push({ wait: () => wait, done });
+    before = mine;
+  }
+  return turns;
+}
+
 export function batchRoutes(ctx: HttpContext): Router {
   const r = Router();
   const limit = ctx.maxBytes * BATCH_BYTES_FACTOR;
@@ -103,6 +117,7 @@ export function batchRoutes(ctx: HttpContext): Router {
     line: Buffer,
     client: Principal,
     rated = true,
+    turn?: AcceptTurn,
   ): Promise<SubmitResult | unknown> {
     try {
       const wait = rated ? ctx.rateLimiter.take(client.subject) : 0;
@@ -116,9 +131,11 @@ export function batchRoutes(ctx: HttpContext): Router {
       if (line.length > ctx.maxBytes) {
         throw new CasebridgeError('TOO_LARGE', 'the line exceeds the size limit');
       }
-      return await submitMessage(jwsFromBody(line), client, ctx.submission);
+      return await submitMessage(jwsFromBody(line), client, ctx.submission, turn);
     } catch (e) {
       return new Failure(e);
+    } finally {
+      turn?.done();
     }
   }
 
@@ -191,10 +208,14 @@ export function batchRoutes(ctx: HttpContext): Router {
 
       // Every line is submitted without waiting for the one before, so their
       // writes join the store's group commit; the answers keep input order.
+      // Their writes reach the store in input order (AcceptTurn).
       const outcomes: Promise<SubmitResult | Failure>[] = [];
+      const turns = acceptTurns(lines.length);
       for (let i = 0; i < lines.length; i++) {
         if (i > 0 && i % SLICE === 0) await nextTurn();
-        outcomes.push(submitLine(lines[i]!, client) as Promise<SubmitResult | Failure>);
+        outcomes.push(
+          submitLine(lines[i]!, client, true, turns[i]) as Promise<SubmitResult | Failure>,
+        );
       }
       const settled = await Promise.all(outcomes);
       // A reply to an earlier line of the same batch may have been checked before

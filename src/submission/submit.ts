@@ -70,10 +70,24 @@ export function receiptMaker(
  * protocol §3: every check in the the protocol's order, then a durable accept. `client` is the
  * principal of the TLS connection.
  */
+/**
+ * Where a submission takes its place in the store's queue of writes. Lines of one
+ * batch are checked concurrently, and their checks read the store, which may answer
+ * out of order; a turn makes their acceptances reach the store in input order, so
+ * of two lines with one id the earlier is the one accepted.
+ */
+export interface AcceptTurn {
+  /** Resolves when every earlier line has handed its write to the store, or failed. */
+  wait(): Promise<void>;
+  /** This line has handed its write to the store, or will not. */
+  done(): void;
+}
+
 export async function submitMessage(
   jws: string,
   client: Principal,
   deps: SubmissionDeps,
+  turn?: AcceptTurn,
 ): Promise<SubmitResult> {
   const { envelope: env, signer, digest } = verifyMessageJws(jws, deps);
 
@@ -129,7 +143,8 @@ export async function submitMessage(
 
   // Idempotency (the last check) is decided inside the acceptance transaction, so
   // two copies of one message racing each other are accepted once.
-  const outcome = await deps.store.accept(
+  await turn?.wait();
+  const accepting = deps.store.accept(
     // The CN goes to the message history, shown to the two agencies; never to the audit log.
     {
       id: env.id,
@@ -142,6 +157,8 @@ export async function submitMessage(
     },
     receiptMaker(env, digest, deps.gateway),
   );
+  turn?.done();
+  const outcome = await accepting;
   switch (outcome.kind) {
     case 'accepted':
       deps.onAccepted?.(env.id);

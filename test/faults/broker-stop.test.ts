@@ -33,7 +33,7 @@ import {
   keepAliveClient,
   parseEntries,
   pool,
-  readStoreFile,
+  readStore,
   signer,
   sleep,
   TO,
@@ -165,7 +165,7 @@ describe('fault: broker stopped during submissions (protocol §3, §5.2)', funct
     const stored = await gw.store.entries(0, await gw.store.treeSize());
     const entries = parseEntries(stored);
     assertContiguous(stored, entries);
-    const snap = readStoreFile(t.dataDir);
+    const snap = await readStore(t.dataDir, { databaseUrl: t.databaseUrl });
     assertExactlyOnce(ids, snap, entries);
     assert.equal(snap.outbox, 0, 'outbox empty');
     for (const id of ids) assert.equal((await gw.store.getMessage(id))?.status, 'delivered');

@@ -195,6 +195,28 @@ describe('batch submission over mutual TLS (protocol §3.1)', function () {
     );
   });
 
+  it('accepts the earlier of two copies even when the store answers its checks later', async function () {
+    // A store over the network (PostgreSQL) may answer the lines' reads out of order.
+    const original = env();
+    const changed = { ...original, caseRef: original.caseRef + '-B' };
+    const store = t.gw.store;
+    const recorded = store.recorded.bind(store);
+    let first = true;
+    store.recorded = async (id) => {
+      const slow = id === original.id && first;
+      first = false;
+      if (slow) await new Promise((r) => setTimeout(r, 100));
+      return recorded(id);
+    };
+    try {
+      const got = answers(await batch([signAs(original, aSys), signAs(changed, aSys)]));
+      expect(got.map((a) => a.status)).to.deep.equal([202, 409]);
+    } finally {
+      store.recorded = recorded;
+    }
+    expect((await store.getMessage(original.id))!.envelope!.caseRef).to.equal(original.caseRef);
+  });
+
   it('lets a line reply to an earlier line of the same batch', async function () {
     const requestEnv = env();
     const followUp = sampleEnvelope('status.update', { inReplyTo: requestEnv.id });
