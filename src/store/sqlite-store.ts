@@ -247,7 +247,9 @@ export class SqliteStore implements Store {
       // A real write at open: a disk that cannot take one fails the start, not the first request.
       this.probe.run('opened_at', new Date().toISOString());
       // The probe created the WAL; from now on it is flushed through this handle.
-      this.walSync = new WalSync(opts.dataDir, 'casebridge.sqlite-wal');
+      this.walSync = new WalSync(opts.dataDir, 'casebridge.sqlite-wal', () => {
+        if (this.pending.length > 0) this.scheduleFlush();
+      });
     } catch (e) {
       this.db.close();
       throw wrapWriteError(e);
@@ -468,6 +470,9 @@ export class SqliteStore implements Store {
    * share one commit and one fsync. Writes are closures over the store's state, so
    * a batch that fails can be rolled back and replayed one write at a time.
    * (A savepoint per write would isolate failures too, at twice the cost per write.)
+   * While a WAL flush runs, writes wait and commit together when it ends: a write
+   * committed during the flush would be durable no sooner (it needs the next one),
+   * and one commit of many writes rewrites the shared pages once, not once per write.
    */
   private write<T>(run: () => T): Promise<T> {
     if (this.closed)
@@ -489,11 +494,15 @@ export class SqliteStore implements Store {
         this.publish(changes);
       };
       this.pending.push({ run: collect, resolve: committed, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.scheduleFlush();
     });
+  }
+
+  /** Commits the queued writes in the next turn, or when the running WAL flush ends. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.walSync.busy) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
   }
 
   onChange(listener: ChangeListener): void {
@@ -568,19 +577,6 @@ export class SqliteStore implements Store {
   }
 
   // ---- write health -------------------------------------------------------
-
-  /** A direct (not group-committed) write, with its failure classified as for a batch. */
-  private writeNow<T>(run: () => T): Promise<T> {
-    let value: T;
-    try {
-      value = run();
-      this.wrote();
-    } catch (e) {
-      this.noteFailure(e);
-      return Promise.reject(wrapWriteError(e));
-    }
-    return new Promise<T>((resolve, reject) => this.whenDurable(() => resolve(value), reject));
-  }
 
   private wrote(): void {
     if (this.failure === undefined) return;
@@ -701,7 +697,7 @@ export class SqliteStore implements Store {
   }
 
   async addCheckpoint(cp: Checkpoint): Promise<void> {
-    await this.writeNow(() => this.stmt.addCheckpoint.run(cp.size, cp.root, cp.text, cp.signedAt));
+    await this.write(() => this.stmt.addCheckpoint.run(cp.size, cp.root, cp.text, cp.signedAt));
   }
 
   // ---- messages -----------------------------------------------------------
@@ -1112,7 +1108,7 @@ export class SqliteStore implements Store {
 
   async reschedule(messageId: string, delayMs: number, reason: string): Promise<void> {
     const at = this.schedNow() + Math.min(Math.max(0, delayMs), OUTBOX_MAX_DELAY_MS);
-    await this.writeNow(() => this.stmt.reschedule.run(at, reason, messageId));
+    await this.write(() => this.stmt.reschedule.run(at, reason, messageId));
   }
 
   async outboxLag(): Promise<number> {

@@ -7,7 +7,9 @@
  * fsync of what it promises (protocol §3).
  *
  * One flush runs at a time; commits made meanwhile wait for the next one, which
- * then covers all of them (group commit across flushes). fdatasync flushes the
+ * then covers all of them (group commit across flushes). `onIdle` hears when a
+ * flush ends with nothing queued, so the store can hold its writes back while a
+ * flush runs and commit them together the moment it ends. fdatasync flushes the
  * file's data and its size, whichever descriptor wrote them, so a handle of our
  * own on the WAL that SQLite writes is enough. The WAL is never deleted while
  * the store is open (SQLite removes it when the last connection closes, after a
@@ -31,7 +33,11 @@ export class WalSync {
   private closed = false;
 
   /** `file` (the WAL) must exist; its directory entry is flushed once here. */
-  constructor(dir: string, file: string) {
+  constructor(
+    dir: string,
+    file: string,
+    private readonly onIdle: () => void = () => {},
+  ) {
     this.fd = openSync(join(dir, file), 'r+');
     try {
       const d = openSync(dir, 'r');
@@ -44,6 +50,11 @@ export class WalSync {
       closeSync(this.fd);
       throw e;
     }
+  }
+
+  /** True while a flush runs on the thread pool. */
+  get busy(): boolean {
+    return this.running !== undefined;
   }
 
   /** Calls `ok` once everything written to the WAL before this call is on disk. */
@@ -69,6 +80,7 @@ export class WalSync {
       }
       for (const w of batch) settle(w, err);
       if (this.queued.length > 0) this.start();
+      else this.onIdle();
     });
   }
 
