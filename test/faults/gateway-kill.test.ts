@@ -17,6 +17,7 @@ import {
   assertContiguous,
   assertExactlyOnce,
   countDeliveries,
+  countRows,
   eventCounts,
   freePort,
   FROM,
@@ -180,6 +181,13 @@ describe('fault: gateway process killed with SIGKILL and restarted (protocol §3
       async () => countDeliveries(dir, env['CASEBRIDGE_DATABASE_URL']) >= ids.size,
       60_000,
       'every accepted message delivered',
+    );
+    // Rows the killed process had published but not yet marked queued are sent
+    // again by the restarted one (its claims lapse with its heartbeat on PostgreSQL).
+    await eventually(
+      async () => countRows('outbox', dir, env['CASEBRIDGE_DATABASE_URL']) === 0,
+      20_000,
+      'the outbox to drain',
     );
     await eventually(
       async () => (await queueDepth(url, inboxQueue(TO))) === 0,

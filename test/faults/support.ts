@@ -294,18 +294,27 @@ const INT8_AS_NUMBER = {
     oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text'),
 } as pg.CustomTypesConfig;
 
-/** Delivery rows in the store right now (cheap; for polling while a gateway runs). */
-export function countDeliveries(dataDir: string, databaseUrl?: string): number {
-  if (databaseUrl !== undefined) return pgCountsSync(databaseUrl, ['deliveries'])['deliveries']!;
+/** Rows of a table in the store right now (cheap; for polling while a gateway runs). */
+export function countRows(
+  table: 'deliveries' | 'outbox',
+  dataDir: string,
+  databaseUrl?: string,
+): number {
+  if (databaseUrl !== undefined) return pgCountsSync(databaseUrl, [table])[table]!;
   const db = new Database(join(dataDir, 'casebridge.sqlite'), {
     readonly: true,
     fileMustExist: true,
   });
   try {
-    return (db.prepare('SELECT COUNT(*) AS n FROM deliveries').get() as { n: number }).n;
+    return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
   } finally {
     db.close();
   }
+}
+
+/** Delivery rows in the store right now. */
+export function countDeliveries(dataDir: string, databaseUrl?: string): number {
+  return countRows('deliveries', dataDir, databaseUrl);
 }
 
 // ---- exactly-once assertions ---------------------------------------------

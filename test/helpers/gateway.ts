@@ -223,7 +223,12 @@ export function storeCounts(t: TestGateway): {
   outbox: number;
   deliveries: number;
 } {
-  const tables = { messages: 'messages', history: 'message_history', outbox: 'outbox', deliveries: 'deliveries' };
+  const tables = {
+    messages: 'messages',
+    history: 'message_history',
+    outbox: 'outbox',
+    deliveries: 'deliveries',
+  };
   if (t.databaseUrl !== undefined) {
     const n = pgCountsSync(t.databaseUrl, Object.values(tables));
     return {

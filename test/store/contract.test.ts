@@ -1,7 +1,10 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import pg from 'pg';
@@ -9,6 +12,7 @@ import { MemoryTree, rootHash, withNodes } from '../../src/audit/merkle.js';
 import { ConfigError } from '../../src/errors.js';
 import { localVault } from '../../src/retention/vault.js';
 import { StoreUnavailableError, storeFailureOf } from '../../src/store/errors.js';
+import { RELAY_ALIVE_MS, RELAY_BEAT_MS } from '../../src/store/postgres/outbox.js';
 import { openPostgresStore, SCHEMA_VERSION, type PgStore } from '../../src/store/postgres/index.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { MessageChange } from '../../src/store/types.js';
@@ -29,6 +33,9 @@ import {
   storeOutbox,
   type StoreUnderTest,
 } from './contract.js';
+
+const STORE_MODULE = new URL('../../src/store/postgres/index.js', import.meta.url).href;
+const VAULT_MODULE = new URL('../../src/retention/vault.js', import.meta.url).href;
 
 async function sqliteStore(): Promise<StoreUnderTest> {
   const dir = mkdtempSync(join(tmpdir(), 'casebridge-contract-'));
@@ -246,6 +253,58 @@ describe('store: PostgreSQL only (protocol §11)', function () {
     await b.markQueued([m.id], GATEWAY);
     expect(await a.outboxLag()).to.equal(0);
     await expectOneTree(a);
+  });
+
+  it('frees the outbox rows of a killed store within seconds, by its stopped heartbeat', async function () {
+    const m = newMessage();
+    const b = await f.open();
+    await b.accept(m, (k) => `r${k}`);
+    // Another gateway process claims the row, then dies with SIGKILL: no close, no release.
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { openPostgresStore } from ${JSON.stringify(STORE_MODULE)};
+         import { localVault } from ${JSON.stringify(VAULT_MODULE)};
+         const store = await openPostgresStore({ url: process.env.URL, now: () => new Date(),
+           gatewayActor: JSON.parse(process.env.ACTOR), vault: localVault(process.env.DIR) });
+         const got = await store.dueOutbox(10, new Set());
+         process.stdout.write(JSON.stringify(got.map((i) => i.messageId)) + '\\n');
+         setInterval(() => {}, 1000);`,
+      ],
+      {
+        env: { ...process.env, URL: f.url, DIR: f.dir, ACTOR: JSON.stringify(GATEWAY) },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+    expect(JSON.parse(line)).to.deep.equal([m.id]);
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    expect(
+      await b.dueOutbox(10, new Set()),
+      'claimed by the other, alive a moment ago',
+    ).to.deep.equal([]);
+    const t0 = performance.now();
+    let got: string[] = [];
+    while (got.length === 0 && performance.now() - t0 < 10_000) {
+      await new Promise((r) => setTimeout(r, 200));
+      got = (await b.dueOutbox(10, new Set())).map((i) => i.messageId);
+    }
+    expect(got).to.deep.equal([m.id]);
+    // The heartbeat's lifetime and a renewal, far inside the 30 s claim.
+    expect(performance.now() - t0).to.be.below(RELAY_ALIVE_MS + 2 * RELAY_BEAT_MS);
+  });
+
+  it('frees the outbox rows of a store that closes at once', async function () {
+    const [a, b] = [await f.open(), await f.open()];
+    const m = newMessage();
+    await a.accept(m, (k) => `r${k}`);
+    expect((await a.dueOutbox(10, new Set())).map((i) => i.messageId)).to.deep.equal([m.id]);
+    expect(await b.dueOutbox(10, new Set())).to.deep.equal([]);
+    await a.close();
+    expect((await b.dueOutbox(10, new Set())).map((i) => i.messageId)).to.deep.equal([m.id]);
   });
 
   it('moves the signer lease to another store once the holder stops renewing', async function () {

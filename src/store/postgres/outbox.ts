@@ -2,7 +2,11 @@
  * The outbox and the inbox in PostgreSQL (protocol §5.2, §11). Several gateways
  * drain one outbox: a relay claims the due rows it takes (`FOR UPDATE SKIP LOCKED`,
  * `claimed_by`, `claim_until`), so another relay skips them until the claim lapses.
- * All times are the database's: gateways with skewed clocks agree on what is due.
+ * A claim also lapses when its holder stops beating: each store keeps a row
+ * `alive:<origin>` in `leases`, renewed every second for three, so the rows a
+ * killed gateway had in flight go to another within seconds, not after the 30 s
+ * claim. All times are the database's: gateways with skewed clocks agree on what
+ * is due.
  */
 import type pg from 'pg';
 import type { AuditActor } from '../../audit/types.js';
@@ -14,6 +18,12 @@ import type { Tx } from './tx.js';
 
 /** How long a relay holds the rows it took before another may take them. */
 export const OUTBOX_CLAIM_S = 30;
+/** How long a relay's heartbeat lasts unless renewed, and how often it is renewed. */
+export const RELAY_ALIVE_MS = 3000;
+export const RELAY_BEAT_MS = 1000;
+/** Heartbeat rows of relays that stopped this long ago are removed at the next start. */
+const DEAD_BEAT_AFTER = '1 day';
+const ALIVE_PREFIX = 'alive:';
 /** How often a relay takes back its own claimed rows that it dropped without a word. */
 export const OUTBOX_RESCAN_MS = 5000;
 /** The longest a row waits for its next attempt: the transport's backoff cap (30 s). */
@@ -32,16 +42,19 @@ interface OutboxRow extends SealedColumns {
 }
 
 /**
- * Due rows that are free, whose claim lapsed, or (on a rescan) claimed by this
- * relay but not in its hands any more; claimed for `$1` in the same statement.
+ * Due rows that are free, whose claim lapsed, whose holder's heartbeat stopped, or
+ * (on a rescan) claimed by this relay but not in its hands any more; claimed for
+ * `$1` in the same statement.
  */
 const DUE_SQL = `WITH c AS (
     UPDATE outbox o SET claimed_by = $1, claim_until = now() + make_interval(secs => ${OUTBOX_CLAIM_S})
-    FROM (SELECT seq FROM outbox
-          WHERE next_attempt_at <= now()
-            AND (claimed_by IS NULL OR claim_until <= now() OR ($2 AND claimed_by = $1))
-            AND NOT (message_id = ANY($3::text[]))
-          ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED) s
+    FROM (SELECT q.seq FROM outbox q
+          WHERE q.next_attempt_at <= now()
+            AND (q.claimed_by IS NULL OR q.claim_until <= now() OR ($2 AND q.claimed_by = $1)
+              OR (q.claimed_by <> $1 AND NOT EXISTS (SELECT 1 FROM leases l
+                WHERE l.name = '${ALIVE_PREFIX}' || q.claimed_by AND l.expires_at > now())))
+            AND NOT (q.message_id = ANY($3::text[]))
+          ORDER BY q.seq LIMIT $4 FOR UPDATE OF q SKIP LOCKED) s
     WHERE o.seq = s.seq
     RETURNING o.seq, o.message_id, o.attempts)
   SELECT c.seq, c.message_id, c.attempts, b.sealed, b.wrapped_key, b.epoch, m.digest,
@@ -51,6 +64,8 @@ const DUE_SQL = `WITH c AS (
 
 export class PgOutbox {
   private rescanAt = 0;
+  private beatTimer: NodeJS.Timeout | undefined;
+  private beating: Promise<void> | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -59,6 +74,49 @@ export class PgOutbox {
     /** This store's name in `claimed_by`. */
     private readonly holder: string,
   ) {}
+
+  /**
+   * Starts this relay's heartbeat: one beat now (so its claims count as alive from
+   * the first), then one every second. Removes the rows of relays long gone.
+   */
+  async startBeating(): Promise<void> {
+    await run(
+      this.pool,
+      'relay_beats_prune',
+      `DELETE FROM leases WHERE name LIKE '${ALIVE_PREFIX}%' AND expires_at < now() - interval '${DEAD_BEAT_AFTER}'`,
+    );
+    await this.beat();
+    this.beatTimer = setInterval(() => {
+      // A beat that fails is retried on the next tick; the claims lapse meanwhile.
+      this.beating ??= this.beat()
+        .catch(() => undefined)
+        .finally(() => {
+          this.beating = undefined;
+        });
+    }, RELAY_BEAT_MS);
+    this.beatTimer.unref();
+  }
+
+  private async beat(): Promise<void> {
+    await run(
+      this.pool,
+      'relay_beat',
+      `INSERT INTO leases (name, holder, expires_at)
+       VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3::double precision / 1000))
+       ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at`,
+      [ALIVE_PREFIX + this.holder, this.holder, RELAY_ALIVE_MS],
+    );
+  }
+
+  /** Stops the heartbeat and drops its row: what this relay still claims is free at once. */
+  async stopBeating(): Promise<void> {
+    if (this.beatTimer) clearInterval(this.beatTimer);
+    this.beatTimer = undefined;
+    await this.beating;
+    await run(this.pool, 'relay_beat_end', 'DELETE FROM leases WHERE name = $1', [
+      ALIVE_PREFIX + this.holder,
+    ]).catch(() => undefined);
+  }
 
   async dueOutbox(limit: number, exclude: ReadonlySet<string>): Promise<OutboxItem[]> {
     if (limit <= 0) return [];

@@ -89,6 +89,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<PgS
   const store = new PgStore(pool, opts);
   try {
     await store.listen();
+    await store.startRelayHeartbeat();
   } catch (e) {
     await store.close();
     throw startError(opts.url, e);
@@ -142,6 +143,11 @@ export class PgStore implements Store {
   /** @internal Starts the change feed of other gateways. */
   listen(): Promise<void> {
     return this.changes.start();
+  }
+
+  /** @internal Starts the heartbeat that keeps this store's outbox claims alive. */
+  startRelayHeartbeat(): Promise<void> {
+    return this.outbox.startBeating();
   }
 
   private write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -505,6 +511,7 @@ export class PgStore implements Store {
     if (this.closed) return;
     this.closed = true;
     await this.commit.close();
+    await this.outbox.stopBeating();
     await this.changes.close();
     await this.pool.end().catch(() => undefined);
   }
