@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../errors.js';
-import { StoreUnavailableError } from '../store/index.js';
+import { FAILURE_DETAIL, StoreUnavailableError } from '../store/index.js';
 import { TopologyError } from '../transport/index.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { CliError, EXIT } from './exit.js';
@@ -51,10 +51,11 @@ function exitCodeFor(e: unknown): number {
     return EXIT.USAGE;
   }
   if (e instanceof StoreUnavailableError) {
-    // Like a configuration error, an operator must act first (free space, fix the disk).
-    const what = e.reason === 'disk-full' ? 'disk full' : 'disk write error';
+    // Like a configuration error, an operator must act first (free space, fix the
+    // disk, bring the database back).
+    const where = e.reason === 'unreachable' ? 'CASEBRIDGE_DATABASE_URL' : 'CASEBRIDGE_DATA_DIR';
     process.stderr.write(
-      `casebridge: CASEBRIDGE_DATA_DIR: ${what} (${e.causeCode}); cannot start\n`,
+      `casebridge: ${where}: ${FAILURE_DETAIL[e.reason]} (${e.causeCode}); cannot start\n`,
     );
     return EXIT.USAGE;
   }
