@@ -86,6 +86,9 @@ const LOCK_DRAIN_MS = 3_000;
 
 const PATCH_CONTENT_TYPE = 'application/offset+octet-stream';
 
+/** The methods of tus 1.0 core, creation and termination (protocol §9.1); no GET. */
+const TUS_METHODS: readonly string[] = ['OPTIONS', 'POST', 'HEAD', 'PATCH', 'DELETE'];
+
 /** Request headers of tus features the lean PATCH leaves to @tus/server. */
 const NOT_PLAIN = [
   'upload-length',
@@ -137,8 +140,14 @@ export class UploadService {
     res: ServerResponse,
     actor: AuditActor,
   ): Promise<UploadProblem | undefined> {
+    // Only tus's own methods are served here. @tus/server would answer a GET of a
+    // completed upload by streaming a partial file that no longer exists, an error
+    // event nothing listens to, which ends the process.
+    if (!TUS_METHODS.includes(req.method ?? '')) {
+      return this.refuse(req, res, { code: 'NOT_FOUND', detail: 'no such resource' });
+    }
     if (req.method !== 'OPTIONS') res.setHeader('Tus-Resumable', TUS_VERSION);
-    if (!['OPTIONS', 'GET'].includes(req.method ?? '') && !speaksTus(req)) {
+    if (req.method !== 'OPTIONS' && !speaksTus(req)) {
       // tus 1.0: an unsupported (or missing) version is 412 and names the one served.
       res.setHeader('Tus-Version', TUS_VERSION);
       return this.refuse(req, res, {
