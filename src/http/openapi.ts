@@ -9,6 +9,9 @@
  */
 import { DECISION_STATUSES, MESSAGE_TYPES } from '../envelope/types.js';
 import { STATUS_BY_CODE, type ErrorCode } from '../errors.js';
+import { CONTEXT_PATH } from '../files/case-export.js';
+import { CHECKSUM_ALGORITHMS } from '../files/upload-store.js';
+import { TUS_VERSION, UPLOAD_PATH } from '../files/uploads.js';
 import { ROLES } from '../pki/types.js';
 import { STREAM_EVENTS } from '../review/events.js';
 import { LIFECYCLE_STATUSES } from '../review/lifecycle.js';
@@ -583,11 +586,17 @@ function apiSchemas(): Record<string, Json> {
 // ---------------------------------------------------------------------------
 // Operations
 
+/** The HTTP methods the gateway serves, as OpenAPI path item keys. */
+export const METHODS = ['get', 'head', 'options', 'post', 'patch', 'delete'] as const;
+type Method = (typeof METHODS)[number];
+/** Methods the cross-site guard passes (src/console/csrf.ts); every other one may be refused. */
+const SAFE_METHODS: readonly Method[] = ['get', 'head', 'options'];
+
 interface Op {
-  method: 'get' | 'post';
+  method: Method;
   path: string;
   operationId: string;
-  tag?: 'messages' | 'review' | 'audit';
+  tag?: 'messages' | 'review' | 'audit' | 'files';
   summary: string;
   description?: string;
   roles: readonly string[];
@@ -595,12 +604,54 @@ interface Op {
   requestBody?: Json;
   responses: Record<string, Json>;
   codes: readonly ErrorCode[];
+  /** Headers sent with the problem answers of a status, beside the problem (`Content-Range` of a 416). */
+  problemHeaders?: Record<string, Record<string, Json>>;
+  /**
+   * Problem answers at a status other than their code's: tus 1.0 fixes 412 for a
+   * missing or other `Tus-Resumable`, which the gateway sends with `INVALID_PARAMETER`.
+   */
+  otherProblems?: {
+    status: number;
+    codes: ErrorCode[];
+    why: string;
+    headers?: Record<string, Json>;
+  }[];
 }
 
 const json = (schema: Json): Json => ({ 'application/json': { schema } });
 
+const header = (description: string, schema: Json, required = true): Json => ({
+  description,
+  required,
+  schema,
+});
+
+/** protocol §4: every 503 and 429 says how long to wait. */
+const RETRY_AFTER = {
+  'Retry-After': header('Seconds to wait before trying again.', { type: 'integer', minimum: 1 }),
+};
+
+function problemResponse(
+  group: readonly ErrorCode[],
+  description: string,
+  headers: Record<string, Json> | undefined,
+): Json {
+  return {
+    description,
+    ...(headers === undefined ? {} : { headers }),
+    content: {
+      'application/problem+json': {
+        schema: { allOf: [ref('Problem'), { properties: { code: { enum: [...group] } } }] },
+      },
+    },
+  };
+}
+
 /** Error responses grouped by status; each narrows `code` to what that status carries here. */
-function problemResponses(codes: readonly ErrorCode[]): Record<string, Json> {
+function problemResponses(
+  codes: readonly ErrorCode[],
+  extraHeaders: Record<string, Record<string, Json>> = {},
+): Record<string, Json> {
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of codes) {
     const status = STATUS_BY_CODE[code];
@@ -608,14 +659,15 @@ function problemResponses(codes: readonly ErrorCode[]): Record<string, Json> {
   }
   const out: Record<string, Json> = {};
   for (const [status, group] of [...byStatus].sort(([a], [b]) => a - b)) {
-    out[String(status)] = {
-      description: group.map((c) => `\`${c}\``).join(', '),
-      content: {
-        'application/problem+json': {
-          schema: { allOf: [ref('Problem'), { properties: { code: { enum: group } } }] },
-        },
-      },
+    const headers = {
+      ...(status === 503 || status === 429 ? RETRY_AFTER : {}),
+      ...extraHeaders[String(status)],
     };
+    out[String(status)] = problemResponse(
+      group,
+      group.map((c) => `\`${c}\``).join(', '),
+      Object.keys(headers).length === 0 ? undefined : headers,
+    );
   }
   return out;
 }
@@ -673,6 +725,87 @@ function parameters(): Record<string, Json> {
       { type: 'integer', minimum: 0 },
       'Tree size of an earlier checkpoint (docs/protocol.md §6.5); 404 NOT_FOUND when none was signed at that size.',
     ),
+    UploadId: {
+      name: 'uploadId',
+      in: 'path',
+      required: true,
+      description:
+        'Upload id, from the `Location` of `createUpload` (docs/protocol.md §9.1). Another agency’s upload, ' +
+        'an expired one and anything not of this form answer 404 `NOT_FOUND`.',
+      schema: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+    },
+    FileSha256: {
+      name: 'sha256',
+      in: 'path',
+      required: true,
+      description:
+        'The file’s SHA-256 as the transfer item names it; anything else is 400 `INVALID_PARAMETER`.',
+      schema: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    },
+    TusResumable: {
+      name: 'Tus-Resumable',
+      in: 'header',
+      required: true,
+      description: `tus 1.0: the protocol version. Without it, or with another, the answer is 412.`,
+      schema: { type: 'string', enum: [TUS_VERSION] },
+    },
+    UploadLength: {
+      name: 'Upload-Length',
+      in: 'header',
+      required: true,
+      description:
+        'The file’s size in bytes, at most `CASEBRIDGE_FILE_MAX_BYTES` (413 `TOO_LARGE`). ' +
+        '`Upload-Defer-Length` is refused: the length is always declared.',
+      schema: { type: 'integer', minimum: 0 },
+    },
+    UploadMetadata: {
+      name: 'Upload-Metadata',
+      in: 'header',
+      required: true,
+      description:
+        'tus metadata, comma-separated `key base64(value)` pairs. `sha256` (64 lowercase hex digits, ' +
+        'base64-encoded as the tus format wants) is required and is the only key read; every other key ' +
+        '(a file name…) is dropped and never stored.',
+      schema: { type: 'string' },
+      example: `sha256 ${Buffer.from('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855').toString('base64')}`,
+    },
+    UploadOffset: {
+      name: 'Upload-Offset',
+      in: 'header',
+      required: true,
+      description:
+        'The upload’s offset now (ask `getUploadOffset`); another is 409 `OFFSET_MISMATCH`.',
+      schema: { type: 'integer', minimum: 0 },
+    },
+    UploadChecksum: {
+      name: 'Upload-Checksum',
+      in: 'header',
+      required: false,
+      description:
+        'tus checksum extension: `<algorithm> <base64 digest of this request’s bytes>`, algorithm one of ' +
+        `${CHECKSUM_ALGORITHMS.map((a) => `\`${a}\``).join(', ')}. A chunk that does not match is discarded (460).`,
+      schema: {
+        type: 'string',
+        pattern: `^(${CHECKSUM_ALGORITHMS.join('|')}) [A-Za-z0-9+/]+={0,2}$`,
+      },
+    },
+    Range: {
+      name: 'Range',
+      in: 'header',
+      required: false,
+      description:
+        'One byte range (RFC 9110 §14.2): `bytes=a-b`, `bytes=a-` or `bytes=-n`, answered 206. Several ' +
+        'ranges or another unit send the whole file with 200.',
+      schema: { type: 'string' },
+    },
+    IfRange: {
+      name: 'If-Range',
+      in: 'header',
+      required: false,
+      description:
+        'With `Range`: `"<sha256>"` (the `ETag`) resumes; any other validator sends the whole file.',
+      schema: { type: 'string' },
+    },
     Start: query('start', { ...index, default: 0 }, 'First entry index (inclusive).'),
     End: query(
       'end',
@@ -1084,6 +1217,7 @@ function operations(): Op[] {
       },
       codes: ['FORBIDDEN_ROLE', 'INVALID_PARAMETER'],
     },
+    ...fileOperations(),
     {
       method: 'get',
       path: '/v1/openapi.json',
@@ -1098,8 +1232,360 @@ function operations(): Op[] {
   ];
 }
 
+/** protocol §9: the tus 1.0 upload, the download of bound files, the CASE/UCO export. */
+function fileOperations(): Op[] {
+  const upload = `${UPLOAD_PATH}/{uploadId}`;
+  const tusResumable = {
+    'Tus-Resumable': header('The tus version served.', { type: 'string', enum: [TUS_VERSION] }),
+  };
+  const offset = (description: string, required = true): Json =>
+    header(description, { type: 'integer', minimum: 0 }, required);
+  const noStore = {
+    'Cache-Control': header('Never cached.', { type: 'string', enum: ['no-store'] }),
+  };
+  const location = header('The upload: `/v1/files/<32 hex>`, relative.', {
+    type: 'string',
+    format: 'uri-reference',
+    pattern: '^/v1/files/[0-9a-f]{32}$',
+  });
+  /** tus 1.0 fixes 412 for the version; the gateway answers it with INVALID_PARAMETER. */
+  const wrongVersion = {
+    status: 412,
+    codes: ['INVALID_PARAMETER'] as ErrorCode[],
+    why:
+      `no \`Tus-Resumable\`, or another version than ${TUS_VERSION}. tus 1.0 fixes the status; the ` +
+      'problem’s `status` member is 412 too, its `code` the one of a malformed header.',
+    headers: {
+      ...tusResumable,
+      'Tus-Version': header('The versions served.', { type: 'string', enum: [TUS_VERSION] }),
+    },
+  };
+  const tusRules =
+    `tus 1.0 (https://tus.io/protocols/resumable-upload): answers carry \`Tus-Resumable: ${TUS_VERSION}\`, ` +
+    'refusals included, except those made before the upload is looked at (no or an untrusted certificate, ' +
+    'the role, a cross-site request, a compressed body, too many bodies in flight). ' +
+    'Only the uploading agency sees an upload: another agency’s id is 404.';
+  const binary = (description: string): Json => ({
+    'application/offset+octet-stream': { schema: { type: 'string', description } },
+  });
+  const fileHeaders = (length: string): Record<string, Json> => ({
+    'Content-Length': header(length, { type: 'integer', minimum: 0 }),
+    ETag: header('`"<sha256>"`.', { type: 'string', pattern: '^"[0-9a-f]{64}"$' }),
+    'Accept-Ranges': header('One range of bytes.', { type: 'string', enum: ['bytes'] }),
+    'Repr-Digest': header(
+      'RFC 9530: `sha-256=:<base64 digest>:` of the whole file, whatever range is sent.',
+      { type: 'string', pattern: '^sha-256=:[A-Za-z0-9+/]{43}=:$' },
+    ),
+  });
+  const contentRange = header('`bytes a-b/size`.', {
+    type: 'string',
+    pattern: '^bytes \\d+-\\d+/\\d+$',
+  });
+  const unsatisfiable = {
+    '416': {
+      'Content-Range': header('`bytes */size`.', { type: 'string', pattern: '^bytes \\*/\\d+$' }),
+    },
+  };
+  const downloadDescription =
+    'For `system` and `officer` principals of the sender’s and the recipient’s agencies; anyone else, and a ' +
+    'hash the message does not bind, gets 404 (docs/protocol.md §9.3). To resume, send ' +
+    '`Range: bytes=<bytes held>-` with `If-Range: "<sha256>"`, and check the SHA-256 of the whole file.';
+  const downloadParams = [
+    param('MessageId'),
+    param('FileSha256'),
+    param('Range'),
+    param('IfRange'),
+  ];
+  const downloadCodes: ErrorCode[] = [
+    'FORBIDDEN_ROLE',
+    'INVALID_PARAMETER',
+    'NOT_FOUND',
+    'RANGE_NOT_SATISFIABLE',
+  ];
+  const fileBytes = { 'application/octet-stream': {} };
+  return [
+    {
+      method: 'options',
+      path: UPLOAD_PATH,
+      operationId: 'getUploadOptions',
+      tag: 'files',
+      summary: 'What the tus endpoint supports',
+      description: `No \`Tus-Resumable\` needed. Answered alike at \`${UPLOAD_PATH}/{uploadId}\`.`,
+      roles: READERS,
+      responses: {
+        '204': {
+          description: 'The tus configuration.',
+          headers: {
+            'Tus-Version': header('Versions served.', { type: 'string', enum: [TUS_VERSION] }),
+            'Tus-Extension': header(
+              'Extensions served: `creation,creation-with-upload,termination,checksum` (no defer-length, ' +
+                'no concatenation, no expiration).',
+              { type: 'string' },
+            ),
+            'Tus-Max-Size': header('`CASEBRIDGE_FILE_MAX_BYTES`.', { type: 'integer', minimum: 0 }),
+            'Tus-Checksum-Algorithm': header('Algorithms `Upload-Checksum` may name.', {
+              type: 'string',
+              enum: [CHECKSUM_ALGORITHMS.join(',')],
+            }),
+          },
+        },
+      },
+      codes: ['FORBIDDEN_ROLE'],
+    },
+    {
+      method: 'post',
+      path: UPLOAD_PATH,
+      operationId: 'createUpload',
+      tag: 'files',
+      summary: 'Create an upload, declaring the file’s length and SHA-256',
+      description:
+        `${tusRules} A file this agency already keeps (same sha256 and length) is answered 200 at once, ` +
+        'nothing to send. A body (creation-with-upload, `Content-Type: application/offset+octet-stream`) is ' +
+        'written from offset 0 as by `uploadChunk`. Stored plus in-progress bytes count against the agency’s ' +
+        '`CASEBRIDGE_FILE_QUOTA_BYTES` (docs/protocol.md §9.1).',
+      roles: READERS,
+      parameters: [param('TusResumable'), param('UploadLength'), param('UploadMetadata')],
+      requestBody: {
+        required: false,
+        description: 'creation-with-upload: the first bytes of the file.',
+        content: binary('The file from offset 0.'),
+      },
+      responses: {
+        '201': {
+          description: 'Created; send the bytes with `uploadChunk` to `Location`.',
+          headers: {
+            ...tusResumable,
+            Location: location,
+            'Upload-Offset': offset('With a body: the offset it reached.', false),
+          },
+        },
+        '200': {
+          description:
+            'The agency already keeps this file: the upload is complete (`Upload-Offset` = `Upload-Length`); go on to the transfer.',
+          headers: {
+            ...tusResumable,
+            ...noStore,
+            Location: location,
+            'Upload-Offset': offset('= `Upload-Length`.'),
+            'Upload-Length': offset('The declared length.'),
+          },
+        },
+      },
+      codes: [
+        'FORBIDDEN_ROLE',
+        'INVALID_PARAMETER',
+        'TOO_LARGE',
+        'UNSUPPORTED_MEDIA_TYPE',
+        'DIGEST_MISMATCH',
+        'QUOTA_EXCEEDED',
+        'INSUFFICIENT_STORAGE',
+        'UNAVAILABLE',
+      ],
+      otherProblems: [wrongVersion],
+    },
+    {
+      method: 'head',
+      path: upload,
+      operationId: 'getUploadOffset',
+      tag: 'files',
+      summary: 'Where to resume an upload',
+      description: `${tusRules} Waits for a running \`uploadChunk\` of the upload, which stops within 3 s.`,
+      roles: READERS,
+      parameters: [param('UploadId'), param('TusResumable')],
+      responses: {
+        '200': {
+          description: 'The upload’s state.',
+          headers: {
+            ...tusResumable,
+            ...noStore,
+            'Upload-Offset': offset('Bytes the gateway holds; the next `uploadChunk` starts here.'),
+            'Upload-Length': offset('The declared length.'),
+            'Upload-Metadata': header(
+              '`sha256 <base64>`: the declared hash only, never who uploaded or a file name.',
+              { type: 'string' },
+            ),
+          },
+        },
+      },
+      codes: ['FORBIDDEN_ROLE', 'INVALID_PARAMETER', 'NOT_FOUND'],
+      otherProblems: [wrongVersion],
+    },
+    {
+      method: 'patch',
+      path: upload,
+      operationId: 'uploadChunk',
+      tag: 'files',
+      summary: 'Send bytes of an upload from its offset',
+      description:
+        `${tusRules} The whole file or a chunk; each request must arrive within \`CASEBRIDGE_BODY_TIMEOUT_S\`. ` +
+        'After a dropped connection every byte that arrived is kept: ask `getUploadOffset`. One request at a ' +
+        'time per upload across all gateways: a request of the same upload arriving meanwhile makes this one ' +
+        'stop within 3 s with 204, its offset and `Connection: close`; one that waits 20 s for the upload gets ' +
+        '503 `UNAVAILABLE`. The 204 of the last byte means the SHA-256 matched and the file is stored; ' +
+        '422 `DIGEST_MISMATCH` means the upload and its bytes are gone, and so does 507 `INSUFFICIENT_STORAGE` ' +
+        '(the disk filled during the write).',
+      roles: READERS,
+      parameters: [
+        param('UploadId'),
+        param('TusResumable'),
+        param('UploadOffset'),
+        param('UploadChecksum'),
+      ],
+      requestBody: {
+        required: true,
+        description: '`Content-Length`, or a chunked body; no byte past the declared length.',
+        content: binary('Bytes from `Upload-Offset` on.'),
+      },
+      responses: {
+        '204': {
+          description: 'Written; on the last byte, hashed, matched and stored.',
+          headers: { ...tusResumable, 'Upload-Offset': offset('The new offset.') },
+        },
+      },
+      codes: [
+        'FORBIDDEN_ROLE',
+        'INVALID_PARAMETER',
+        'NOT_FOUND',
+        'OFFSET_MISMATCH',
+        'TOO_LARGE',
+        'UNSUPPORTED_MEDIA_TYPE',
+        'DIGEST_MISMATCH',
+        'CHECKSUM_MISMATCH',
+        'UNAVAILABLE',
+        'INSUFFICIENT_STORAGE',
+      ],
+      otherProblems: [wrongVersion],
+    },
+    {
+      method: 'delete',
+      path: upload,
+      operationId: 'terminateUpload',
+      tag: 'files',
+      summary: 'Give an upload up',
+      description: `${tusRules} A file already stored stays until it expires unbound, or forever once bound.`,
+      roles: READERS,
+      parameters: [param('UploadId'), param('TusResumable')],
+      responses: {
+        '204': { description: 'The upload is gone.', headers: tusResumable },
+      },
+      codes: ['FORBIDDEN_ROLE', 'INVALID_PARAMETER', 'NOT_FOUND'],
+      otherProblems: [wrongVersion],
+    },
+    {
+      method: 'get',
+      path: '/v1/messages/{id}/files/{sha256}',
+      operationId: 'downloadFile',
+      tag: 'files',
+      summary: 'Download a file bound to a transfer',
+      description: `${downloadDescription} Each \`GET\` appends a \`file.downloaded\` audit entry with its range.`,
+      roles: READERS,
+      parameters: downloadParams,
+      responses: {
+        '200': {
+          description: 'The whole file.',
+          headers: fileHeaders('The file’s size.'),
+          content: fileBytes,
+        },
+        '206': {
+          description: 'The range asked for.',
+          headers: { ...fileHeaders('The range’s size.'), 'Content-Range': contentRange },
+          content: fileBytes,
+        },
+      },
+      codes: downloadCodes,
+      problemHeaders: unsatisfiable,
+    },
+    {
+      method: 'head',
+      path: '/v1/messages/{id}/files/{sha256}',
+      operationId: 'headFile',
+      tag: 'files',
+      summary: 'The headers of a download, without the bytes',
+      description: `${downloadDescription} No audit entry.`,
+      roles: READERS,
+      parameters: downloadParams,
+      responses: {
+        '200': {
+          description: 'As `downloadFile`, no body.',
+          headers: fileHeaders('The file’s size.'),
+        },
+        '206': {
+          description: 'As `downloadFile`, no body.',
+          headers: { ...fileHeaders('The range’s size.'), 'Content-Range': contentRange },
+        },
+      },
+      codes: downloadCodes,
+      problemHeaders: unsatisfiable,
+    },
+    {
+      method: 'get',
+      path: '/v1/messages/{id}/case.jsonld',
+      operationId: 'exportCase',
+      tag: 'files',
+      summary: 'A transfer as a CASE/UCO JSON-LD bundle',
+      description:
+        'Only an `evidence.transfer` whose content is kept (not shredded) has one; for the sender’s and the ' +
+        'recipient’s agencies (docs/protocol.md §9.5). A `uco-core:Bundle`: each exhibit a `uco-observable:File` ' +
+        'with its size and SHA-256, its declared custody as provenance records, and the gateway’s own custody ' +
+        `entries with their log index. Its context is \`${CONTEXT_PATH}\`, named relatively.`,
+      roles: READERS,
+      parameters: [param('MessageId')],
+      responses: {
+        '200': {
+          description: 'The bundle.',
+          content: {
+            'application/ld+json': {
+              schema: {
+                type: 'object',
+                required: ['@context', '@id', '@type', 'uco-core:object'],
+                properties: {
+                  '@context': { const: CONTEXT_PATH },
+                  '@type': { const: 'uco-core:Bundle' },
+                  'uco-core:object': { type: 'array', items: { type: 'object' } },
+                },
+              },
+            },
+          },
+        },
+      },
+      codes: ['FORBIDDEN_ROLE', 'NOT_FOUND'],
+    },
+    {
+      method: 'get',
+      path: CONTEXT_PATH,
+      operationId: 'getCaseContext',
+      tag: 'files',
+      summary: 'The JSON-LD context of the CASE/UCO export',
+      roles: ANYONE,
+      responses: {
+        '200': {
+          description:
+            'The context document the gateway ships (`schemas/case-uco-1.context.jsonld`).',
+          content: {
+            'application/ld+json': {
+              schema: { type: 'object', required: ['@context'] },
+            },
+          },
+        },
+      },
+      codes: [],
+    },
+  ];
+}
+
 function operationObject(op: Op): Json {
-  const codes = [...op.codes, ...COMMON_CODES.filter((c) => !op.codes.includes(c))];
+  const common: readonly ErrorCode[] = SAFE_METHODS.includes(op.method)
+    ? COMMON_CODES
+    : [...COMMON_CODES, 'CROSS_SITE_REFUSED'];
+  const codes = [...op.codes, ...common.filter((c) => !op.codes.includes(c))];
+  const other: Record<string, Json> = {};
+  for (const p of op.otherProblems ?? []) {
+    other[String(p.status)] = problemResponse(
+      p.codes,
+      `${p.codes.map((c) => `\`${c}\``).join(', ')}: ${p.why}`,
+      p.headers,
+    );
+  }
   return {
     operationId: op.operationId,
     ...(op.tag === undefined ? {} : { tags: [op.tag] }),
@@ -1114,7 +1600,7 @@ function operationObject(op: Op): Json {
     ...(op.parameters === undefined ? {} : { parameters: op.parameters }),
     ...(op.requestBody === undefined ? {} : { requestBody: op.requestBody }),
     security: [{ mtls: [] }],
-    responses: { ...op.responses, ...problemResponses(codes) },
+    responses: { ...op.responses, ...problemResponses(codes, op.problemHeaders), ...other },
     'x-casebridge-roles': [...op.roles],
     'x-casebridge-codes': codes,
   };
@@ -1164,6 +1650,11 @@ export function buildOpenApi(
         description: 'Claim and decide received messages (docs/protocol.md §5.4).',
       },
       { name: 'audit', description: 'The verifiable audit log (docs/protocol.md §6).' },
+      {
+        name: 'files',
+        description:
+          'Evidence files: tus 1.0 upload, download of bound files, CASE/UCO export (docs/protocol.md §9).',
+      },
     ],
     paths,
     components: {

@@ -14,7 +14,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 type Json = Record<string, unknown>;
 
-/** The endpoints of protocol §3, §5.3, §5.4, §6.4, §8. */
+/** The endpoints of protocol §3, §5.3, §5.4, §6.4, §8, §9. */
 const ENDPOINTS: [string, string][] = [
   ['post', '/v1/messages'],
   ['post', '/v1/messages/batch'],
@@ -33,6 +33,15 @@ const ENDPOINTS: [string, string][] = [
   ['get', '/v1/audit/proof/inclusion'],
   ['get', '/v1/audit/proof/consistency'],
   ['get', '/v1/audit/export'],
+  ['options', '/v1/files'],
+  ['post', '/v1/files'],
+  ['head', '/v1/files/{uploadId}'],
+  ['patch', '/v1/files/{uploadId}'],
+  ['delete', '/v1/files/{uploadId}'],
+  ['get', '/v1/messages/{id}/files/{sha256}'],
+  ['head', '/v1/messages/{id}/files/{sha256}'],
+  ['get', '/v1/messages/{id}/case.jsonld'],
+  ['get', '/v1/contexts/case-uco-1.jsonld'],
   ['get', '/v1/openapi.json'],
 ];
 
@@ -223,6 +232,54 @@ describe('http/openapi', () => {
     expect(media.schema['x-jws-payload']).to.deep.equal({ $ref: '#/components/schemas/Envelope' });
     expect(op.responses).to.include.keys('200', '202');
     expect((op.responses['202'] as { headers: Json }).headers).to.have.property('Location');
+  });
+
+  it('describes the evidence-file operations: tus upload, download, export', () => {
+    for (const [m, p] of ENDPOINTS.filter(([, p]) => p.startsWith('/v1/files'))) {
+      const op = operation(doc, m, p) as { responses: Json; tags: string[] };
+      expect(op['x-casebridge-roles' as keyof typeof op], `${m} ${p}`).to.deep.equal([
+        'system',
+        'officer',
+      ]);
+      expect(op.tags).to.deep.equal(['files']);
+      if (m === 'options') continue;
+      // tus 1.0 fixes 412 for the version; the gateway's problem says INVALID_PARAMETER.
+      const wrong = op.responses['412'] as { headers: Json; content: Json };
+      expect(wrong.headers, `${m} ${p}`).to.have.keys('Tus-Resumable', 'Tus-Version');
+      expect(JSON.stringify(wrong.content['application/problem+json'])).to.include(
+        '"INVALID_PARAMETER"',
+      );
+    }
+    const create = operation(doc, 'post', '/v1/files') as { responses: Json; parameters: Json[] };
+    expect(create.responses).to.include.keys('200', '201', '400', '412', '413', '422', '507');
+    expect((create.responses['201'] as { headers: Json }).headers).to.include.keys('Location');
+    const names = create.parameters.map((x) => (resolve(doc, String(x['$ref'])) as Json)['name']);
+    expect(names).to.have.members(['Tus-Resumable', 'Upload-Length', 'Upload-Metadata']);
+    expect(
+      operation(doc, 'patch', '/v1/files/{uploadId}')['x-casebridge-codes'],
+    ).to.include.members([
+      'OFFSET_MISMATCH',
+      'TOO_LARGE',
+      'DIGEST_MISMATCH',
+      'CHECKSUM_MISMATCH',
+      'UNAVAILABLE',
+      'INSUFFICIENT_STORAGE',
+    ]);
+    const patch = operation(doc, 'patch', '/v1/files/{uploadId}') as {
+      requestBody: { content: Json };
+      responses: Json;
+    };
+    expect(patch.requestBody.content).to.have.keys('application/offset+octet-stream');
+    expect((patch.responses['503'] as { headers: Json }).headers).to.have.keys('Retry-After');
+    const download = operation(doc, 'get', '/v1/messages/{id}/files/{sha256}') as {
+      responses: Json;
+    };
+    expect(download.responses).to.include.keys('200', '206', '400', '404', '416');
+    expect((download.responses['416'] as { headers: Json }).headers).to.have.keys('Content-Range');
+    const bundle = operation(doc, 'get', '/v1/messages/{id}/case.jsonld') as { responses: Json };
+    expect((bundle.responses['200'] as { content: Json }).content).to.have.keys(
+      'application/ld+json',
+    );
   });
 
   describe('validating with the generated components', () => {
