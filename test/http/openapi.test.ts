@@ -1,13 +1,28 @@
 import { expect } from 'chai';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { request } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { MESSAGE_TYPES } from '../../src/envelope/types.js';
 import { STATUS_BY_CODE, type ErrorCode } from '../../src/errors.js';
-import { buildOpenApi } from '../../src/http/openapi.js';
+import { buildOpenApi, METHODS } from '../../src/http/openapi.js';
 import { createSchemaSet } from '../../src/schema/index.js';
 import { sampleEnvelope } from '../fixtures/envelopes.js';
+import { createUpload, sha256Hex, TUS, tusMetadata, uploadFile } from '../helpers/files.js';
+import {
+  eventually,
+  identity,
+  signAs,
+  startTestGateway,
+  submit,
+  tlsAs,
+  type Identity,
+  type Response,
+  type TestGateway,
+} from '../helpers/gateway.js';
 
 // dist/test/http/*.js → package root
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -371,3 +386,599 @@ describe('http/openapi', () => {
     });
   });
 });
+
+// ---------------------------------------------------------------------------
+// The document against the gateway that serves it
+
+const A = 'CN-GX-CZ';
+const B = 'VN-LS';
+const C = 'VN-CB';
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * One request over a fresh connection with `who`'s client certificate (or none). With
+ * `stream`, the answer ends at its headers (an endless event stream).
+ */
+async function send(
+  gw: { url: string },
+  who: Identity | undefined,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: Buffer | string,
+  stream = false,
+): Promise<Answer> {
+  const tls = await tlsAs(who);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      new URL(path, gw.url),
+      {
+        method,
+        ...tls,
+        headers: {
+          ...headers,
+          ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }),
+        },
+      },
+      (res) => {
+        const answer = { status: res.statusCode ?? 0, headers: res.headers };
+        if (stream) {
+          res.destroy();
+          resolve({ ...answer, body: Buffer.alloc(0) });
+          return;
+        }
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ ...answer, body: Buffer.concat(chunks) }));
+      },
+    );
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+interface Layer {
+  route?: { path: string | RegExp | (string | RegExp)[]; methods: Record<string, boolean> };
+  handle?: { stack?: Layer[] };
+}
+
+/** The routes an Express app's router and its sub-routers register. */
+function routesOf(stack: Layer[]): { path: string | RegExp; methods: string[] }[] {
+  return stack.flatMap((layer) => {
+    const route = layer.route;
+    if (route !== undefined) {
+      const paths = Array.isArray(route.path) ? route.path : [route.path];
+      return paths.map((path) => ({ path, methods: Object.keys(route.methods) }));
+    }
+    return layer.handle?.stack === undefined ? [] : routesOf(layer.handle.stack);
+  });
+}
+
+/** Media types whose bodies are one JSON document. */
+const JSON_TYPES = ['application/json', 'application/problem+json', 'application/ld+json'];
+
+/** A documented path with a sample value for each parameter. */
+function samplePath(path: string): string {
+  return path.replace(/\{([^}]+)\}/g, (_m, name: string) =>
+    name === 'uploadId' ? '0'.repeat(32) : name === 'sha256' ? '0'.repeat(64) : randomUUID(),
+  );
+}
+
+describe('http/openapi against a live gateway', function () {
+  let t: TestGateway;
+  let doc: Json;
+  let ajv: InstanceType<typeof Ajv2020.default>;
+  let aSys: Identity;
+  let aOfficer: Identity;
+  let aAuditor: Identity;
+  let bSys: Identity;
+  let bOfficer: Identity;
+  let cSys: Identity;
+  /** An evidence.request from A to B, delivered. */
+  let requestId: string;
+  /** B's transfer answering it, binding `data`. */
+  let transferId: string;
+  const data = randomBytes(3000);
+  const MAX = 1024 * 1024;
+
+  before(async function () {
+    this.timeout(60_000);
+    t = await startTestGateway({
+      CASEBRIDGE_FILE_MAX_BYTES: String(MAX),
+      CASEBRIDGE_FILE_QUOTA_BYTES: String(MAX / 2),
+    });
+    [aSys, aOfficer, aAuditor, bSys, bOfficer, cSys] = await Promise.all([
+      identity(A, 'system'),
+      identity(A, 'officer'),
+      identity(A, 'auditor'),
+      identity(B, 'system'),
+      identity(B, 'officer'),
+      identity(C, 'system'),
+    ]);
+    const served = await send(t.gw, aAuditor, 'GET', '/v1/openapi.json');
+    expect(served.status).to.equal(200);
+    doc = JSON.parse(served.body.toString('utf8')) as Json;
+    ajv = new Ajv2020.default({ strict: false, allErrors: true });
+    addFormats.default(ajv);
+    ajv.addSchema({ $id: 'urn:test:openapi', components: doc['components'] });
+
+    const req = sampleEnvelope('evidence.request');
+    expect((await submit(t.gw, aSys, signAs(req, aSys))).status).to.equal(202);
+    requestId = req.id;
+    expect((await uploadFile(t.gw, bSys, data)).status).to.equal(204);
+    const transfer = sampleEnvelope('evidence.transfer', { from: B, to: A, inReplyTo: requestId });
+    const items = (transfer.body as { items: Record<string, unknown>[] }).items;
+    (transfer.body as { items: unknown[] }).items = [
+      { ...items[0], sha256: sha256Hex(data), size: data.length },
+    ];
+    const accepted = await submit(t.gw, bSys, signAs(transfer, bSys));
+    expect(accepted.status, accepted.text).to.equal(202);
+    transferId = transfer.id;
+    await eventually(
+      async () => (await t.gw.store.getMessage(requestId))?.status === 'delivered',
+      10_000,
+      'delivery',
+    );
+  });
+  after(async () => t?.stop());
+
+  const operations = (): { method: string; path: string; op: Json }[] =>
+    Object.entries(doc['paths'] as Json).flatMap(([path, item]) =>
+      Object.entries(item as Json).map(([method, op]) => ({ method, path, op: op as Json })),
+    );
+  const byId = (operationId: string) => {
+    const found = operations().find((o) => o.op['operationId'] === operationId);
+    if (found === undefined) throw new Error(`no operation ${operationId}`);
+    return found;
+  };
+  /** A schema of the document, its `#/components` references pointed at the added copy. */
+  const compile = (schema: unknown) =>
+    ajv.compile(
+      JSON.parse(
+        JSON.stringify(schema).replaceAll('"#/components/', '"urn:test:openapi#/components/'),
+      ) as object,
+    );
+
+  /** Checks one real answer against what the document says operation `operationId` answers. */
+  function conforms(operationId: string, a: Answer): void {
+    const { method, path, op } = byId(operationId);
+    const where = `${method} ${path} → ${a.status}`;
+    const responses = op['responses'] as Record<
+      string,
+      { headers?: Record<string, { required?: boolean; schema: Json }>; content?: Json }
+    >;
+    const res = responses[String(a.status)];
+    expect(res, `${where} is not documented`).to.be.an('object');
+    for (const [name, h] of Object.entries(res!.headers ?? {})) {
+      const value = a.headers[name.toLowerCase()];
+      if (value === undefined) {
+        expect(h.required, `${where}: no ${name}`).to.not.equal(true);
+        continue;
+      }
+      const v = compile({
+        ...h.schema,
+        ...(h.schema['type'] === 'integer' ? { type: 'string', pattern: '^\\d+$' } : {}),
+      });
+      expect(v(value), `${where}: ${name}: ${String(value)}`).to.equal(true);
+    }
+    const type = String(a.headers['content-type'] ?? '')
+      .split(';')[0]!
+      .trim();
+    if (a.status >= 400) expect(type, where).to.equal('application/problem+json');
+    if (method === 'head' || a.body.length === 0) return;
+    const content = (res!.content ?? {}) as Record<string, { schema?: Json }>;
+    expect(Object.keys(content), `${where}: ${type}`).to.include(type);
+    const schema = content[type]!.schema;
+    if (schema === undefined) return;
+    const text = a.body.toString('utf8');
+    if (JSON_TYPES.includes(type)) {
+      const v = compile(schema);
+      expect(v(JSON.parse(text)), `${where}: ${JSON.stringify(v.errors)}`).to.equal(true);
+    } else if (type === 'application/x-ndjson' && schema['x-ndjson-line'] !== undefined) {
+      const v = compile(schema['x-ndjson-line']);
+      const lines = text.split('\n').filter((l) => l !== '');
+      expect(lines.length, where).to.be.greaterThan(0);
+      for (const line of lines) {
+        expect(v(JSON.parse(line)), `${where}: ${JSON.stringify(v.errors)}`).to.equal(true);
+      }
+    }
+  }
+
+  it('serves the document buildOpenApi makes, with its own address', function () {
+    const schemas = createSchemaSet(join(ROOT, 'schemas')).documents();
+    expect(doc).to.deep.equal(buildOpenApi(schemas, { serverUrl: t.gw.url }));
+  });
+
+  it('documents every route the routers register under /v1/, and nothing they do not serve', function () {
+    const app = t.gw.https.listeners('request')[0] as unknown as { router: { stack: Layer[] } };
+    const routes = routesOf(app.router.stack).filter((r) =>
+      typeof r.path === 'string' ? r.path.startsWith('/v1/') : r.path.test('/v1/files'),
+    );
+    expect(routes.length).to.be.greaterThan(20);
+    const documented = new Set(operations().map((o) => `${o.method} ${o.path}`));
+    const served = new Set<string>();
+    for (const r of routes) {
+      if (typeof r.path !== 'string') continue;
+      const path = r.path.replace(/:(\w+)/g, '{$1}');
+      for (const m of r.methods) {
+        expect(documented, `${m} ${path}`).to.include(`${m} ${path}`);
+        served.add(`${m} ${path}`);
+      }
+    }
+    const patterns = routes.filter((r) => typeof r.path !== 'string');
+    for (const { method, path } of operations()) {
+      const byPattern = patterns.some((r) => (r.path as RegExp).test(samplePath(path)));
+      // Express answers HEAD with a GET route.
+      const ok =
+        served.has(`${method} ${path}`) ||
+        (method === 'head' && served.has(`get ${path}`)) ||
+        byPattern;
+      expect(ok, `${method} ${path} is documented but not routed`).to.equal(true);
+    }
+    // The tus mount takes every method: the document names the ones it serves.
+    for (const r of patterns) {
+      expect(r.methods).to.deep.equal(['_all']);
+      const paths = operations().filter((o) => (r.path as RegExp).test(samplePath(o.path)));
+      expect(paths.map((o) => `${o.method} ${o.path}`)).to.have.members([
+        'options /v1/files',
+        'post /v1/files',
+        'head /v1/files/{uploadId}',
+        'patch /v1/files/{uploadId}',
+        'delete /v1/files/{uploadId}',
+      ]);
+    }
+  });
+
+  it('answers 404 NOT_FOUND for the methods the upload endpoint does not document, and keeps serving', async function () {
+    const kept = await createUpload(t.gw, bSys, data.length, { sha256: sha256Hex(data) });
+    expect(kept.status).to.equal(200);
+    const item = String(kept.headers['location']);
+    const paths = doc['paths'] as Record<string, Json>;
+    for (const [path, sample] of [
+      ['/v1/files', '/v1/files'],
+      ['/v1/files/{uploadId}', item],
+    ] as const) {
+      // OPTIONS (tus's discovery) is answered on any path of the mount alike.
+      for (const m of METHODS.filter((x) => x !== 'options' && !(x in paths[path]!))) {
+        // GET of a completed upload once ended the process (@tus/server streamed a missing file).
+        const a = await send(t.gw, bSys, m.toUpperCase(), sample, TUS);
+        expect(a.status, `${m} ${path}`).to.equal(404);
+        if (m !== 'head') expect(JSON.parse(a.body.toString()).code).to.equal('NOT_FOUND');
+      }
+      const put = await send(t.gw, bSys, 'PUT', sample, TUS, 'x');
+      expect(put.status, `put ${path}`).to.equal(404);
+    }
+    expect((await send(t.gw, bSys, 'HEAD', item, TUS)).status).to.equal(200);
+    const options = await send(t.gw, bSys, 'OPTIONS', item);
+    expect(options.status).to.equal(204);
+    conforms('getUploadOptions', options);
+  });
+
+  /** A real request per case; each operation of the document has at least one. */
+  const cases: { op: string; what: string; status: number; run: () => Promise<Answer> }[] = [];
+  const probe = (op: string, what: string, status: number, run: () => Promise<Answer>) =>
+    cases.push({ op, what, status, run });
+  const tusPatch = (offset: number, extra: Record<string, string> = {}) => ({
+    ...TUS,
+    'upload-offset': String(offset),
+    'content-type': 'application/offset+octet-stream',
+    ...extra,
+  });
+  const newUpload = async (who: Identity, bytes: Buffer, sha256 = sha256Hex(bytes)) => {
+    const created = await createUpload(t.gw, who, bytes.length, { sha256 });
+    expect(created.status, created.text).to.equal(201);
+    return String(created.headers['location']);
+  };
+  const fresh = () => sampleEnvelope('evidence.request');
+  const file = (sha = sha256Hex(data)) => `/v1/messages/${transferId}/files/${sha}`;
+
+  probe('submitMessage', 'a signed request', 202, () =>
+    send(
+      t.gw,
+      aSys,
+      'POST',
+      '/v1/messages',
+      { 'content-type': 'application/jose' },
+      signAs(fresh(), aSys),
+    ),
+  );
+  probe('submitMessage', 'a replay', 200, async () => {
+    const jws = signAs(fresh(), aSys);
+    await submit(t.gw, aSys, jws);
+    return send(t.gw, aSys, 'POST', '/v1/messages', { 'content-type': 'application/jose' }, jws);
+  });
+  probe('submitMessage', 'no client certificate', 401, () =>
+    send(t.gw, undefined, 'POST', '/v1/messages', { 'content-type': 'application/jose' }, 'x'),
+  );
+  probe('submitBatch', 'two lines', 200, () =>
+    send(
+      t.gw,
+      aSys,
+      'POST',
+      '/v1/messages/batch',
+      { 'content-type': 'application/x-ndjson' },
+      `${signAs(fresh(), aSys)}\n${signAs(fresh(), aSys)}\n`,
+    ),
+  );
+  probe('listInbox', "B's inbox", 200, () => send(t.gw, bSys, 'GET', '/v1/inbox'));
+  probe('listMessages', "A's sent messages", 200, () =>
+    send(t.gw, aSys, 'GET', '/v1/messages?direction=sent'),
+  );
+  probe('getMessage', 'the transfer', 200, () =>
+    send(t.gw, aSys, 'GET', `/v1/messages/${transferId}`),
+  );
+  probe('getMessage', 'to a third agency', 404, () =>
+    send(t.gw, cSys, 'GET', `/v1/messages/${transferId}`),
+  );
+  probe('getThread', 'request and transfer', 200, () =>
+    send(t.gw, aSys, 'GET', `/v1/messages/${transferId}/thread`),
+  );
+  probe('getMessageProof', 'of the request', 200, async () => {
+    const size = await t.gw.store.treeSize();
+    await eventually(async () => ((await t.gw.store.latestCheckpoint())?.size ?? 0) >= size);
+    return send(t.gw, aSys, 'GET', `/v1/messages/${requestId}/proof`);
+  });
+  probe('claimMessage', 'the request, by an officer of B', 200, () =>
+    send(t.gw, bOfficer, 'POST', `/v1/messages/${requestId}/claim`),
+  );
+  probe('releaseMessage', 'the claim', 200, () =>
+    send(t.gw, bOfficer, 'POST', `/v1/messages/${requestId}/release`),
+  );
+  probe('releaseMessage', 'no claim held', 409, () =>
+    send(t.gw, bOfficer, 'POST', `/v1/messages/${requestId}/release`),
+  );
+  probe('decideMessage', 'in progress', 202, async () => {
+    await send(t.gw, bOfficer, 'POST', `/v1/messages/${requestId}/claim`);
+    return send(
+      t.gw,
+      bOfficer,
+      'POST',
+      `/v1/messages/${requestId}/decision`,
+      { 'content-type': 'application/json' },
+      JSON.stringify({ status: 'in-progress' }),
+    );
+  });
+  probe('streamEvents', "B's queue", 200, () =>
+    send(t.gw, bOfficer, 'GET', '/v1/events', {}, undefined, true),
+  );
+  probe('getCheckpoint', 'the latest', 200, () =>
+    send(t.gw, aAuditor, 'GET', '/v1/audit/checkpoint'),
+  );
+  probe('getLogKey', 'the key', 200, () => send(t.gw, aSys, 'GET', '/v1/audit/key'));
+  probe('listAuditEntries', 'the first two', 200, () =>
+    send(t.gw, aAuditor, 'GET', '/v1/audit/entries?start=0&end=2'),
+  );
+  probe('listAuditEntries', 'by a system principal', 403, () =>
+    send(t.gw, aSys, 'GET', '/v1/audit/entries'),
+  );
+  probe('getInclusionProof', 'of entry 0', 200, () =>
+    send(t.gw, aAuditor, 'GET', '/v1/audit/proof/inclusion?index=0'),
+  );
+  probe('getConsistencyProof', 'from size 1', 200, () =>
+    send(t.gw, aAuditor, 'GET', '/v1/audit/proof/consistency?from=1'),
+  );
+  probe('exportAudit', 'the first entries', 200, () =>
+    send(t.gw, aAuditor, 'GET', '/v1/audit/export?end=2'),
+  );
+  probe('getOpenApi', 'this document', 200, () => send(t.gw, aOfficer, 'GET', '/v1/openapi.json'));
+
+  probe('getUploadOptions', 'the tus configuration', 204, () =>
+    send(t.gw, aSys, 'OPTIONS', '/v1/files'),
+  );
+  probe('getUploadOptions', 'by an auditor', 403, () =>
+    send(t.gw, aAuditor, 'OPTIONS', '/v1/files'),
+  );
+  probe('createUpload', 'a new file', 201, () =>
+    createUpload(t.gw, aSys, 10, { sha256: sha256Hex(randomBytes(10)) }).then(asAnswer),
+  );
+  probe('createUpload', 'with its bytes (creation-with-upload)', 201, () => {
+    const bytes = randomBytes(10);
+    return send(
+      t.gw,
+      aOfficer,
+      'POST',
+      '/v1/files',
+      {
+        ...TUS,
+        'upload-length': '10',
+        'upload-metadata': tusMetadata({ sha256: sha256Hex(bytes) }),
+        'content-type': 'application/offset+octet-stream',
+      },
+      bytes,
+    );
+  });
+  probe('createUpload', 'a file the agency already keeps', 200, () =>
+    createUpload(t.gw, bOfficer, data.length, { sha256: sha256Hex(data) }).then(asAnswer),
+  );
+  probe('createUpload', 'without Tus-Resumable', 412, () =>
+    send(t.gw, aSys, 'POST', '/v1/files', {
+      'upload-length': '10',
+      'upload-metadata': tusMetadata({ sha256: 'a'.repeat(64) }),
+    }),
+  );
+  probe('createUpload', 'with another tus version', 412, () =>
+    send(t.gw, aSys, 'POST', '/v1/files', { 'tus-resumable': '0.2.2', 'upload-length': '10' }),
+  );
+  probe('createUpload', 'an uppercase sha256', 400, () =>
+    createUpload(t.gw, aSys, 10, { sha256: 'A'.repeat(64) }).then(asAnswer),
+  );
+  probe('createUpload', 'over CASEBRIDGE_FILE_MAX_BYTES', 413, () =>
+    createUpload(t.gw, aSys, MAX + 1, { sha256: 'a'.repeat(64) }).then(asAnswer),
+  );
+  probe('createUpload', "past the agency's quota", 507, () =>
+    createUpload(t.gw, aSys, MAX, { sha256: 'b'.repeat(64) }).then(asAnswer),
+  );
+  probe('createUpload', 'by an auditor', 403, () =>
+    createUpload(t.gw, aAuditor, 10, { sha256: 'c'.repeat(64) }).then(asAnswer),
+  );
+  probe('createUpload', 'from another site in a browser', 403, () =>
+    send(t.gw, aOfficer, 'POST', '/v1/files', { ...TUS, origin: 'https://elsewhere.test' }),
+  );
+  probe('createUpload', 'a compressed body', 415, () =>
+    send(
+      t.gw,
+      aSys,
+      'POST',
+      '/v1/files',
+      { ...TUS, 'content-encoding': 'gzip', 'content-type': 'application/offset+octet-stream' },
+      'x',
+    ),
+  );
+  probe('getUploadOffset', 'a fresh upload', 200, async () =>
+    send(t.gw, aSys, 'HEAD', await newUpload(aSys, randomBytes(10)), TUS),
+  );
+  probe('getUploadOffset', "another agency's upload", 404, async () =>
+    send(t.gw, bSys, 'HEAD', await newUpload(aSys, randomBytes(10)), TUS),
+  );
+  probe('getUploadOffset', 'without Tus-Resumable', 412, async () =>
+    send(t.gw, aSys, 'HEAD', await newUpload(aSys, randomBytes(10))),
+  );
+  probe('uploadChunk', 'the whole file', 204, async () => {
+    const bytes = randomBytes(100);
+    return send(t.gw, aSys, 'PATCH', await newUpload(aSys, bytes), tusPatch(0), bytes);
+  });
+  probe('uploadChunk', 'at the wrong offset', 409, async () => {
+    const bytes = randomBytes(100);
+    return send(t.gw, aSys, 'PATCH', await newUpload(aSys, bytes), tusPatch(5), bytes.subarray(5));
+  });
+  probe('uploadChunk', 'past the declared length', 413, async () => {
+    const bytes = randomBytes(100);
+    const loc = await newUpload(aSys, bytes);
+    return send(t.gw, aSys, 'PATCH', loc, tusPatch(0), Buffer.concat([bytes, bytes]));
+  });
+  probe('uploadChunk', 'bytes of another hash', 422, async () => {
+    const bytes = randomBytes(100);
+    const loc = await newUpload(aSys, bytes, sha256Hex(bytes.subarray(1)));
+    return send(t.gw, aSys, 'PATCH', loc, tusPatch(0), bytes);
+  });
+  probe('uploadChunk', 'failing its Upload-Checksum', 460, async () => {
+    const bytes = randomBytes(100);
+    const wrong = createHash('sha256').update(bytes.subarray(1)).digest('base64');
+    const loc = await newUpload(aSys, bytes);
+    return send(
+      t.gw,
+      aSys,
+      'PATCH',
+      loc,
+      tusPatch(0, { 'upload-checksum': `sha256 ${wrong}` }),
+      bytes,
+    );
+  });
+  probe('uploadChunk', 'another Content-Type', 400, async () => {
+    const bytes = randomBytes(100);
+    const loc = await newUpload(aSys, bytes);
+    return send(
+      t.gw,
+      aSys,
+      'PATCH',
+      loc,
+      tusPatch(0, { 'content-type': 'application/octet-stream' }),
+      bytes,
+    );
+  });
+  probe('uploadChunk', 'without Tus-Resumable', 412, async () => {
+    const bytes = randomBytes(100);
+    const loc = await newUpload(aSys, bytes);
+    const { 'tus-resumable': _, ...headers } = tusPatch(0);
+    return send(t.gw, aSys, 'PATCH', loc, headers, bytes);
+  });
+  probe('uploadChunk', "another agency's upload", 404, async () => {
+    const bytes = randomBytes(100);
+    return send(t.gw, bSys, 'PATCH', await newUpload(aSys, bytes), tusPatch(0), bytes);
+  });
+  probe('terminateUpload', 'a fresh upload', 204, async () =>
+    send(t.gw, aSys, 'DELETE', await newUpload(aSys, randomBytes(10)), TUS),
+  );
+  probe('terminateUpload', 'an upload already gone', 404, async () => {
+    const loc = await newUpload(aSys, randomBytes(10));
+    await send(t.gw, aSys, 'DELETE', loc, TUS);
+    return send(t.gw, aSys, 'DELETE', loc, TUS);
+  });
+  probe('terminateUpload', 'without Tus-Resumable', 412, async () =>
+    send(t.gw, aSys, 'DELETE', await newUpload(aSys, randomBytes(10))),
+  );
+  probe('downloadFile', 'by the recipient', 200, () => send(t.gw, aSys, 'GET', file()));
+  probe('downloadFile', 'by the sender', 200, () => send(t.gw, bOfficer, 'GET', file()));
+  probe('downloadFile', 'a range', 206, () =>
+    send(t.gw, aSys, 'GET', file(), { range: 'bytes=10-' }),
+  );
+  probe('downloadFile', 'a range past the end', 416, () =>
+    send(t.gw, aSys, 'GET', file(), { range: `bytes=${data.length}-` }),
+  );
+  probe('downloadFile', 'by a third agency', 404, () => send(t.gw, cSys, 'GET', file()));
+  probe('downloadFile', 'a hash the message does not bind', 404, () =>
+    send(t.gw, aSys, 'GET', file('f'.repeat(64))),
+  );
+  probe('downloadFile', 'an uppercase hash', 400, () =>
+    send(t.gw, aSys, 'GET', file('F'.repeat(64))),
+  );
+  probe('downloadFile', 'by an auditor', 403, () => send(t.gw, aAuditor, 'GET', file()));
+  probe('headFile', 'by the recipient', 200, () => send(t.gw, aSys, 'HEAD', file()));
+  probe('headFile', 'a range', 206, () => send(t.gw, aSys, 'HEAD', file(), { range: 'bytes=-10' }));
+  probe('headFile', 'a range past the end', 416, () =>
+    send(t.gw, aSys, 'HEAD', file(), { range: 'bytes=-0' }),
+  );
+  probe('headFile', 'by a third agency', 404, () => send(t.gw, cSys, 'HEAD', file()));
+  probe('exportCase', 'the transfer', 200, () =>
+    send(t.gw, aSys, 'GET', `/v1/messages/${transferId}/case.jsonld`),
+  );
+  probe('exportCase', 'a request, which has none', 404, () =>
+    send(t.gw, aSys, 'GET', `/v1/messages/${requestId}/case.jsonld`),
+  );
+  probe('exportCase', 'by a third agency', 404, () =>
+    send(t.gw, cSys, 'GET', `/v1/messages/${transferId}/case.jsonld`),
+  );
+  probe('getCaseContext', 'by an auditor', 200, () =>
+    send(t.gw, aAuditor, 'GET', '/v1/contexts/case-uco-1.jsonld'),
+  );
+
+  it('has a live case for every documented operation', function () {
+    const ids = operations().map((o) => String(o.op['operationId']));
+    expect([...new Set(cases.map((c) => c.op))]).to.have.members(ids);
+  });
+
+  for (const c of cases) {
+    it(`${c.op}: ${c.what} → ${c.status}, as documented`, async function () {
+      const a = await c.run();
+      expect(a.status, a.body.toString('utf8').slice(0, 300)).to.equal(c.status);
+      conforms(c.op, a);
+    });
+  }
+
+  it('sends the download and tus headers it documents, with their values', async function () {
+    const a = await send(t.gw, aSys, 'GET', file(), { range: 'bytes=10-19' });
+    expect(a.status).to.equal(206);
+    expect(a.headers['etag']).to.equal(`"${sha256Hex(data)}"`);
+    expect(a.headers['content-range']).to.equal(`bytes 10-19/${data.length}`);
+    expect(a.headers['repr-digest']).to.equal(
+      `sha-256=:${createHash('sha256').update(data).digest('base64')}:`,
+    );
+    expect(a.body.equals(data.subarray(10, 20))).to.equal(true);
+    const opts = await send(t.gw, aSys, 'OPTIONS', '/v1/files');
+    expect(opts.headers['tus-max-size']).to.equal(String(MAX));
+    const extensions = String(opts.headers['tus-extension']);
+    const said = (
+      byId('getUploadOptions').op['responses'] as {
+        '204': { headers: { 'Tus-Extension': { description: string } } };
+      }
+    )['204'].headers['Tus-Extension'].description;
+    expect(said).to.include(`\`${extensions}\``);
+    const refused = await send(t.gw, aSys, 'PATCH', `/v1/files/${'0'.repeat(32)}`, {});
+    expect(refused.status).to.equal(412);
+    expect(refused.headers['tus-version']).to.equal('1.0.0');
+    expect(JSON.parse(refused.body.toString())).to.include({
+      status: 412,
+      code: 'INVALID_PARAMETER',
+    });
+  });
+});
+
+function asAnswer(r: Response): Answer {
+  return { status: r.status, headers: r.headers as IncomingHttpHeaders, body: Buffer.from(r.text) };
+}
