@@ -291,6 +291,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     lookup: (id) => store.getMessage(id),
   });
   store.onChange((change) => events.publish(change));
+  // Other gateways' changes may have been missed: the streams end, and their
+  // clients read the list again when they reconnect (protocol §5.5).
+  store.onGap?.(() => {
+    logger.warn('change feed resumed after a gap; ending event streams so clients read again', {
+      streams: events.size,
+    });
+    events.closeAll();
+  });
   const sweeper = new ReviewSweeper({
     store,
     actor: gatewayActor,

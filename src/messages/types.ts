@@ -109,4 +109,10 @@ export interface MessageReader {
 /** Committed changes, after their commit, once per changed message. */
 export interface ChangeFeed {
   onChange(listener: ChangeListener): void;
+  /**
+   * Called when changes committed by other processes may have been missed: the
+   * feed between them was down and is back. Whoever follows the changes reads
+   * again. A store that only one process writes never calls it.
+   */
+  onGap?(listener: () => void): void;
 }

@@ -20,6 +20,8 @@ export interface EventStream {
   body: string;
   events: StreamEvent[];
   pings: number;
+  /** The gateway ended the stream. */
+  ended: boolean;
   /** Waits until an event matching `pred` arrived; returns it. */
   next(pred: (e: StreamEvent) => boolean, ms?: number): Promise<StreamEvent>;
   close(): void;
@@ -46,6 +48,7 @@ export async function openEvents(gw: Gateway, who: Identity): Promise<EventStrea
           body: '',
           events: [],
           pings: 0,
+          ended: false,
           async next(pred, ms = 10_000) {
             let found: StreamEvent | undefined;
             await eventually(
@@ -83,6 +86,7 @@ export async function openEvents(gw: Gateway, who: Identity): Promise<EventStrea
           }
         });
         res.on('error', () => {});
+        res.on('close', () => (stream.ended = true));
         if (stream.status === 200) resolve(stream);
         else res.on('end', () => resolve(stream));
       },

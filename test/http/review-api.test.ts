@@ -9,6 +9,7 @@ import { buildOpenApi } from '../../src/http/openapi.js';
 import { issueCertificate, parsePemChain } from '../../src/pki/index.js';
 import { createSchemaSet } from '../../src/schema/index.js';
 import { SAMPLE_PERSONAL_STRINGS, sampleEnvelope } from '../fixtures/envelopes.js';
+import { pgExec } from '../helpers/database.js';
 import { openEvents } from '../helpers/events.js';
 import {
   call,
@@ -517,6 +518,26 @@ describe('review API (protocol §5.1, §5.4, §5.5)', function () {
     again.close();
     const auditor = await openEvents(t.gw, await identity(B, 'auditor'));
     expect(auditor.status).to.equal(403);
+  });
+
+  it('ends the event streams when the change feed of other gateways resumes after a gap (PostgreSQL)', async function () {
+    if (t.databaseUrl === undefined) this.skip(); // one process on SQLite: no feed between gateways
+    const b = await openEvents(t.gw, bOfficer);
+    try {
+      expect(b.status).to.equal(200);
+      await pgExec(
+        t.databaseUrl,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'`,
+      );
+      // Its client reconnects and reads the list again (protocol §5.5).
+      await eventually(async () => b.ended, 5000, 'the stream to end');
+    } finally {
+      b.close();
+    }
+    const again = await openEvents(t.gw, bOfficer);
+    expect(again.status).to.equal(200);
+    again.close();
   });
 });
 

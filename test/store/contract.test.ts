@@ -340,6 +340,29 @@ describe('store: PostgreSQL only (protocol §11)', function () {
     expect(atA).to.have.length(1, 'its own change once, not again from NOTIFY');
   });
 
+  it('says when its change feed resumes after a gap, and passes changes again', async function () {
+    const [a, b] = [await f.open(), await f.open()];
+    let gaps = 0;
+    b.onGap(() => gaps++);
+    const atB: MessageChange[] = [];
+    b.onChange((c) => atB.push(c));
+    const waitFor = async (ok: () => boolean, what: string) => {
+      const until = Date.now() + 5000;
+      while (!ok() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(ok(), what).to.equal(true);
+    };
+    // The server ends every LISTEN connection of this database (as a failover would).
+    await f.raw(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE datname = current_database() AND query LIKE 'LISTEN%'`);
+    const m = newMessage();
+    await waitFor(() => gaps === 1, 'one gap reported once the feed listens again');
+    await a.accept(m, (k) => `r${k}`);
+    await a.deliver(m.id, m.digest, GATEWAY);
+    await waitFor(() => atB.length === 1, 'a change after the gap reaches the other store');
+    expect(atB[0]!.message.id).to.equal(m.id);
+    expect(gaps).to.equal(1);
+  });
+
   it('stops the start on a schema version it does not know, in one line', async function () {
     const a = await f.open();
     await a.close();

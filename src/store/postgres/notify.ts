@@ -16,11 +16,15 @@ export class ChangeListenerConnection {
   private client: pg.Client | undefined;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Set once the connection was lost: the next one listens again after a gap. */
+  private gap = false;
 
   constructor(
     private readonly url: string,
     private readonly origin: string,
     private readonly publish: (changes: readonly MessageChange[]) => void,
+    /** Listening again after a loss: what was NOTIFYed in between is gone. */
+    private readonly resumed: () => void = () => undefined,
   ) {}
 
   /** Connects and listens; a failure here fails the start. */
@@ -48,6 +52,10 @@ export class ChangeListenerConnection {
       return;
     }
     this.client = client;
+    if (this.gap) {
+      this.gap = false;
+      this.resumed();
+    }
   }
 
   private received(payload: string): void {
@@ -65,6 +73,7 @@ export class ChangeListenerConnection {
   private lost(client: pg.Client): void {
     if (this.client !== client) return;
     this.client = undefined;
+    this.gap = true;
     client.removeAllListeners('end');
     client.end().catch(() => undefined);
     this.retry();

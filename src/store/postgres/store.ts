@@ -106,6 +106,7 @@ export class PgStore implements Store {
   private readonly messages: PgMessages;
   private readonly outbox: PgOutbox;
   private readonly listeners: ChangeListener[] = [];
+  private readonly gapListeners: (() => void)[] = [];
   private readonly changes: ChangeListenerConnection;
   private readonly now: () => Date;
   private readonly vault: MessageVault;
@@ -137,7 +138,12 @@ export class PgStore implements Store {
     });
     this.outbox = new PgOutbox(pool, this.messages, write, this.origin);
     this.lease = new PgLease(pool);
-    this.changes = new ChangeListenerConnection(opts.url, this.origin, (c) => this.publish(c));
+    this.changes = new ChangeListenerConnection(
+      opts.url,
+      this.origin,
+      (c) => this.publish(c),
+      () => this.gapped(),
+    );
   }
 
   /** @internal Starts the change feed of other gateways. */
@@ -158,6 +164,20 @@ export class PgStore implements Store {
 
   onChange(listener: ChangeListener): void {
     this.listeners.push(listener);
+  }
+
+  onGap(listener: () => void): void {
+    this.gapListeners.push(listener);
+  }
+
+  private gapped(): void {
+    for (const l of this.gapListeners) {
+      try {
+        l();
+      } catch {
+        // As with changes: a listener's failure stays its own.
+      }
+    }
   }
 
   private publish(changes: readonly MessageChange[]): void {
