@@ -43,6 +43,8 @@ export interface UploadServiceOptions {
   limits: FileLimits;
   /** Maps an unexpected error to a log line; returns nothing. */
   onInternalError: (e: unknown) => void;
+  /** How long a request waits for an upload's lock that another request holds. Default 20 s. */
+  lockTimeoutMs?: number;
 }
 
 /**
@@ -60,6 +62,13 @@ export interface UploadProblem {
 }
 
 type TusError = { status_code: number; body: string };
+
+/** Another request holds the upload's lock past the wait: 503, try again shortly. */
+const LOCK_HELD: UploadProblem = {
+  code: 'UNAVAILABLE',
+  detail: 'another request is using this upload; try again shortly (HEAD gives its offset)',
+  retryAfterS: 1,
+};
 
 /** tus errors by the status @tus/server gives them, as our codes. */
 function codeForTusStatus(status: number): ErrorCode {
@@ -116,7 +125,10 @@ export class UploadService {
       objects: this.objects,
       index: opts.index,
     });
-    this.locker = new FileLocker({ directory: join(opts.directory, 'locks') });
+    this.locker = new FileLocker({
+      directory: join(opts.directory, 'locks'),
+      ...(opts.lockTimeoutMs === undefined ? {} : { acquireTimeoutMs: opts.lockTimeoutMs }),
+    });
     this.tus = new Server({
       path: UPLOAD_PATH,
       datastore: this.store,
@@ -213,11 +225,7 @@ export class UploadService {
         });
       } catch (e) {
         if (e !== ERRORS.ERR_LOCK_TIMEOUT) throw e;
-        return this.refuse(req, res, {
-          code: 'UNAVAILABLE',
-          detail: 'another request is writing this upload; ask for its offset with HEAD',
-          retryAfterS: 1,
-        });
+        return this.refuse(req, res, LOCK_HELD);
       }
       let newOffset: number;
       try {
@@ -365,6 +373,8 @@ export class UploadService {
 
   private problemOf(e: unknown): UploadProblem {
     if (isCasebridgeError(e)) return { code: e.code, detail: e.message };
+    // The lock stayed held by another request (HEAD, DELETE or a creation's body).
+    if (e === ERRORS.ERR_LOCK_TIMEOUT) return LOCK_HELD;
     if (isDiskFull(e)) return { code: 'INSUFFICIENT_STORAGE', detail: 'the gateway has no room' };
     const t = e as Partial<TusError>;
     if (typeof t?.status_code === 'number') {
