@@ -197,6 +197,15 @@ export class SqliteStore implements Store {
   /** Highest outbox seq handed out since the last full scan (see dueOutbox). */
   private outboxCursor = 0;
   private outboxScanAt = 0;
+  /** Whether a row may wait for a retry: found by each full scan, set by each reschedule. */
+  private retriesMayBeDue = true;
+  /**
+   * The latest node written at each level of the tree (level 0: the leaf hash), so an
+   * append reads its left siblings from memory, not from the database. Cleared when a
+   * transaction rolls back, since its nodes are then gone.
+   */
+  private frontier: ({ index: number; hash: Buffer } | undefined)[] = [];
+  private readonly appendSource: NodeSource;
   private readonly listeners: ChangeListener[] = [];
   /** Changes of the write running now; published only once its transaction committed. */
   private collecting: MessageChange[] | undefined;
@@ -285,6 +294,12 @@ export class SqliteStore implements Store {
         const row = getNode.get(level, index) as { hash: Buffer } | undefined;
         if (!row) throw new Error(`audit tree node ${level}/${index} missing`);
         return row.hash;
+      },
+    };
+    this.appendSource = {
+      node: (level, index) => {
+        const f = this.frontier[level];
+        return f !== undefined && f.index === index ? f.hash : this.nodeSource.node(level, index);
       },
     };
     this.files = new SqliteFileIndex({
@@ -440,6 +455,7 @@ export class SqliteStore implements Store {
         WHERE o.seq > ? AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`),
       dueRetries: db.prepare(`SELECT ${OUTBOX_COLUMNS} FROM ${OUTBOX_FROM}
         WHERE o.seq <= ? AND o.attempts > 0 AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`),
+      anyRetry: db.prepare('SELECT 1 FROM outbox WHERE attempts > 0 LIMIT 1'),
       clampOutbox: db.prepare('UPDATE outbox SET next_attempt_at = ? WHERE next_attempt_at > ?'),
       reschedule: db.prepare(
         'UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ? WHERE message_id = ?',
@@ -546,6 +562,7 @@ export class SqliteStore implements Store {
     } catch (e) {
       // Something in the batch failed and the whole transaction rolled back.
       this.size = sizeBefore;
+      this.frontier = [];
       this.noteFailure(e);
     }
     // Rare path: each write again in a transaction of its own, so only the failing one fails.
@@ -558,6 +575,7 @@ export class SqliteStore implements Store {
         this.whenDurable(() => w.resolve(value), w.reject);
       } catch (e) {
         this.size = at;
+        this.frontier = [];
         this.noteFailure(e);
         w.reject(wrapWriteError(e));
       }
@@ -623,8 +641,9 @@ export class SqliteStore implements Store {
     const index = this.size;
     const bytes = serializeEntry(draft, index, at);
     this.stmt.putEntry.run(index, bytes);
-    for (const n of nodesCompletedBy(index, leafHash(bytes), this.nodeSource)) {
+    for (const n of nodesCompletedBy(index, leafHash(bytes), this.appendSource)) {
       if (n.level > 0) this.stmt.putNode.run(n.level, n.index, n.hash);
+      this.frontier[n.level] = n;
     }
     this.size = index + 1;
     this.lastTsMs = Math.max(this.lastTsMs, at.getTime());
@@ -1065,6 +1084,7 @@ export class SqliteStore implements Store {
     if (t - this.outboxScanAt >= OUTBOX_RESCAN_MS) {
       this.outboxCursor = 0;
       this.outboxScanAt = t;
+      this.retriesMayBeDue = this.stmt.anyRetry.get() !== undefined;
     }
     const out: OutboxItem[] = [];
     const take = (rows: OutboxRow[], advance: boolean) => {
@@ -1077,7 +1097,7 @@ export class SqliteStore implements Store {
         }
       }
     };
-    if (this.outboxCursor > 0) {
+    if (this.outboxCursor > 0 && this.retriesMayBeDue) {
       take(
         this.stmt.dueRetries.all(this.outboxCursor, t, limit + exclude.size) as OutboxRow[],
         false,
@@ -1108,6 +1128,7 @@ export class SqliteStore implements Store {
 
   async reschedule(messageId: string, delayMs: number, reason: string): Promise<void> {
     const at = this.schedNow() + Math.min(Math.max(0, delayMs), OUTBOX_MAX_DELAY_MS);
+    this.retriesMayBeDue = true;
     await this.write(() => this.stmt.reschedule.run(at, reason, messageId));
   }
 

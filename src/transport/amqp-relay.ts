@@ -283,6 +283,8 @@ export class AmqpRelay {
       const room = this.limit - this.pending.size;
       if (room <= 0) return;
       let items: OutboxItem[];
+      /** A read that came back short found everything due: no second read in this pump. */
+      let drained = false;
       if (this.backlog.length > 0) {
         items = this.backlog.splice(0, room);
       } else {
@@ -294,6 +296,7 @@ export class AmqpRelay {
           this.logger.error('outbox read failed', { component: 'relay', error: errorText(err) });
           return;
         }
+        drained = items.length < room;
       }
       if (items.length === 0) return;
       for (let i = 0; i < items.length; i++) {
@@ -309,6 +312,8 @@ export class AmqpRelay {
           return;
         }
       }
+      // Rows committed later kick the relay again (and the poller finds any other).
+      if (drained) return;
     }
   }
 

@@ -97,6 +97,8 @@ export class EmbeddedDelivery {
         }
         if (items.length === 0) break;
         await this.queue(items);
+        // A short read found everything due; later commits kick again.
+        if (items.length < room) break;
       }
     } while (this.again);
   }
