@@ -173,6 +173,21 @@ interface HistoryRow {
   actor_name: string | null;
 }
 
+/** An outbox row that a write inserted, as dueOutbox hands it out. */
+interface FreshRow {
+  seq: number;
+  item: OutboxItem;
+}
+
+/** What a write collects while it runs; acted on only once its commit is on disk. */
+interface Collected {
+  changes: MessageChange[];
+  outbox: FreshRow[];
+}
+
+/** Most fresh outbox rows kept in memory; past it (a stalled transport) the table is read again. */
+const FRESH_MAX = 4096;
+
 interface PendingWrite {
   run: () => unknown;
   resolve: (v: unknown) => void;
@@ -207,8 +222,17 @@ export class SqliteStore implements Store {
   private frontier: ({ index: number; hash: Buffer } | undefined)[] = [];
   private readonly appendSource: NodeSource;
   private readonly listeners: ChangeListener[] = [];
-  /** Changes of the write running now; published only once its transaction committed. */
-  private collecting: MessageChange[] | undefined;
+  /** Changes and outbox rows of the write running now; used only once its commit is on disk. */
+  private collecting: Collected | undefined;
+  /**
+   * Outbox rows committed and flushed since `freshFrom`, in seq order, with what
+   * dueOutbox hands out: the transport gets a row just accepted without reading
+   * it back and opening its sealed bytes. Complete for every seq above
+   * `freshFrom` (unset: not complete); each full scan starts it again from the
+   * table's highest seq.
+   */
+  private fresh: FreshRow[] = [];
+  private freshFrom: number | undefined;
   private readonly dataDir: string;
   /** Set while writes fail for a reason to wait out; cleared by the next write that commits. */
   private failure: StoreFailure | undefined;
@@ -456,6 +480,8 @@ export class SqliteStore implements Store {
       dueRetries: db.prepare(`SELECT ${OUTBOX_COLUMNS} FROM ${OUTBOX_FROM}
         WHERE o.seq <= ? AND o.attempts > 0 AND o.next_attempt_at <= ? ORDER BY o.seq LIMIT ?`),
       anyRetry: db.prepare('SELECT 1 FROM outbox WHERE attempts > 0 LIMIT 1'),
+      // AUTOINCREMENT: every later row has a higher seq than any issued so far.
+      outboxHighest: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"),
       clampOutbox: db.prepare('UPDATE outbox SET next_attempt_at = ? WHERE next_attempt_at > ?'),
       reschedule: db.prepare(
         'UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ? WHERE message_id = ?',
@@ -493,11 +519,12 @@ export class SqliteStore implements Store {
   private write<T>(run: () => T): Promise<T> {
     if (this.closed)
       return Promise.reject(new CasebridgeError('UNAVAILABLE', 'the store is closed'));
-    const changes: MessageChange[] = [];
-    // A replayed write starts its changes afresh; they are published after its commit.
+    const got: Collected = { changes: [], outbox: [] };
+    // A replayed write starts afresh; what it collected is used after its commit.
     const collect = (): T => {
-      changes.length = 0;
-      this.collecting = changes;
+      got.changes.length = 0;
+      got.outbox.length = 0;
+      this.collecting = got;
       try {
         return run();
       } finally {
@@ -506,8 +533,9 @@ export class SqliteStore implements Store {
     };
     return new Promise<T>((resolve, reject) => {
       const committed = (v: unknown) => {
+        this.keepFresh(got.outbox);
         resolve(v as T);
-        this.publish(changes);
+        this.publish(got.changes);
       };
       this.pending.push({ run: collect, resolve: committed, reject });
       this.scheduleFlush();
@@ -538,7 +566,25 @@ export class SqliteStore implements Store {
   }
 
   private changed(row: MessageRow, event: MessageChange['event']): void {
-    this.collecting?.push({ event, message: changeView(row) });
+    this.collecting?.changes.push({ event, message: changeView(row) });
+  }
+
+  /** Adds a durable write's outbox rows to `fresh`, or gives it up until the next full scan. */
+  private keepFresh(rows: readonly FreshRow[]): void {
+    for (const r of rows) {
+      if (this.freshFrom === undefined || r.seq <= this.freshFrom) continue;
+      const last = this.fresh[this.fresh.length - 1];
+      if (this.fresh.length >= FRESH_MAX || (last !== undefined && r.seq <= last.seq)) {
+        this.dropFresh();
+        return;
+      }
+      this.fresh.push(r);
+    }
+  }
+
+  private dropFresh(): void {
+    this.fresh = [];
+    this.freshFrom = undefined;
   }
 
   private flush(): void {
@@ -589,6 +635,8 @@ export class SqliteStore implements Store {
    */
   private whenDurable(ok: () => void, fail: (e: unknown) => void): void {
     this.walSync.request(ok, (e) => {
+      // Committed rows whose flush failed are not in `fresh`; the table has them.
+      this.dropFresh();
       this.noteFailure(e);
       fail(wrapWriteError(e));
     });
@@ -842,7 +890,21 @@ export class SqliteStore implements Store {
     );
     this.addHistory(env.id, 'accepted', 'accepted', null, acceptedAt, msg.actor);
     if (msg.files !== undefined) this.files.bindInTx(env.id, msg.files, msg.actor, at);
-    this.stmt.insertOutbox.run(env.id, this.schedNow());
+    const outboxRow = this.stmt.insertOutbox.run(env.id, this.schedNow());
+    this.collecting?.outbox.push({
+      seq: Number(outboxRow.lastInsertRowid),
+      item: {
+        messageId: env.id,
+        jws: msg.jws,
+        digest: msg.digest,
+        logIndex: index,
+        from: env.from,
+        to: env.to,
+        type: env.type,
+        acceptedAt,
+        attempts: 0,
+      },
+    });
     return { kind: 'accepted', response };
   }
 
@@ -1085,6 +1147,8 @@ export class SqliteStore implements Store {
       this.outboxCursor = 0;
       this.outboxScanAt = t;
       this.retriesMayBeDue = this.stmt.anyRetry.get() !== undefined;
+      this.fresh = [];
+      this.freshFrom = (this.stmt.outboxHighest.get() as { seq: number } | undefined)?.seq ?? 0;
     }
     const out: OutboxItem[] = [];
     const take = (rows: OutboxRow[], advance: boolean) => {
@@ -1103,13 +1167,26 @@ export class SqliteStore implements Store {
         false,
       );
     }
-    if (out.length < limit) {
+    const fromFresh = this.freshFrom !== undefined && this.outboxCursor >= this.freshFrom;
+    if (out.length < limit && fromFresh) {
+      // Every row committed past the cursor is in `fresh`: no read needed.
+      let k = 0;
+      while (k < this.fresh.length && this.fresh[k]!.seq <= this.outboxCursor) k++;
+      while (k < this.fresh.length && out.length < limit) {
+        const r = this.fresh[k++]!;
+        this.outboxCursor = r.seq;
+        if (!exclude.has(r.item.messageId)) out.push(r.item);
+      }
+      this.fresh.splice(0, k);
+    } else if (out.length < limit) {
       // After a restart of the scan, rows in flight come first and are skipped.
-      const extra = this.outboxCursor === 0 ? exclude.size : 0;
-      take(
-        this.stmt.dueFresh.all(this.outboxCursor, t, limit - out.length + extra) as OutboxRow[],
-        true,
-      );
+      const want = limit - out.length + (this.outboxCursor === 0 ? exclude.size : 0);
+      const rows = this.stmt.dueFresh.all(this.outboxCursor, t, want) as OutboxRow[];
+      take(rows, true);
+      // Every due row to the table's end was taken: from here on `fresh` has the rest.
+      if (rows.length < want && out.length < limit && this.freshFrom !== undefined) {
+        this.outboxCursor = Math.max(this.outboxCursor, this.freshFrom);
+      }
     }
     return out;
   }
