@@ -29,7 +29,10 @@ import { KEY_BYTES, newKey, open, seal, SealError } from './seal.js';
 
 export const DATA_KEY_LABEL = 'CASEBRIDGE DATA KEY';
 const EPOCH_RE = /^\d{4}-\d{2}-\d{2}$/;
-const FILE_RE = /^epoch-(\d{4}-\d{2}-\d{2})\.key$/;
+/** An epoch key file; the epoch is the first group. */
+export const EPOCH_FILE_RE = /^epoch-(\d{4}-\d{2}-\d{2})\.key$/;
+/** A temporary file an epoch key is written to before it takes its name (see tempPathOf). */
+export const EPOCH_TEMP_RE = /^epoch-\d{4}-\d{2}-\d{2}\.key\.\d+\.[0-9a-f]+\.tmp$/;
 
 /** The epoch (UTC day) a value sealed at `at` belongs to. */
 export function epochOf(at: Date): string {
@@ -73,9 +76,15 @@ export interface EpochKeys {
   destroy(epoch: string): void;
 }
 
-const aadOf = (epoch: string) => `casebridge epoch key v1 ${epoch}`;
+/** The associated data an epoch key is sealed under: it only opens as the key of its own day. */
+export const epochKeyAad = (epoch: string) => `casebridge epoch key v1 ${epoch}`;
 
-function fsyncDir(dir: string): void {
+/** A fresh temporary name next to `path`, unique to this process. */
+export function tempPathOf(path: string): string {
+  return `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+}
+
+export function fsyncDir(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
     fsyncSync(fd);
@@ -84,7 +93,7 @@ function fsyncDir(dir: string): void {
   }
 }
 
-function writeDurably(path: string, bytes: Buffer): void {
+export function writeDurably(path: string, bytes: Buffer): void {
   const fd = openSync(path, 'w', 0o600);
   try {
     writeSync(fd, bytes);
@@ -120,7 +129,7 @@ export class FileEpochKeys implements EpochKeys {
     }
     let key: Buffer;
     try {
-      key = open(this.dataKey, readFileSync(path), aadOf(epoch));
+      key = open(this.dataKey, readFileSync(path), epochKeyAad(epoch));
     } catch (e) {
       if (!(e instanceof SealError)) throw e;
       throw new ConfigError(
@@ -139,8 +148,8 @@ export class FileEpochKeys implements EpochKeys {
    * the first one wins, and every process then reads the winner's key.
    */
   private create(epoch: string, path: string): void {
-    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    writeDurably(tmp, seal(this.dataKey, newKey(), aadOf(epoch)));
+    const tmp = tempPathOf(path);
+    writeDurably(tmp, seal(this.dataKey, newKey(), epochKeyAad(epoch)));
     try {
       linkSync(tmp, path);
     } catch (e) {
@@ -153,7 +162,7 @@ export class FileEpochKeys implements EpochKeys {
 
   list(): string[] {
     return readdirSync(this.dir)
-      .map((f) => FILE_RE.exec(f)?.[1])
+      .map((f) => EPOCH_FILE_RE.exec(f)?.[1])
       .filter((e): e is string => e !== undefined)
       .sort();
   }
