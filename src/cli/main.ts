@@ -10,6 +10,7 @@ import { TopologyError } from '../transport/index.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { CliError, EXIT } from './exit.js';
 import { registerFileCommands } from './file-commands.js';
+import { registerKeyCommands } from './key-commands.js';
 import { registerMessageCommands } from './message-commands.js';
 import { registerPkiCommands } from './pki-commands.js';
 import { registerServe } from './serve.js';
@@ -25,6 +26,7 @@ registerMessageCommands(program);
 registerPkiCommands(program);
 registerAuditCommands(program);
 registerFileCommands(program);
+registerKeyCommands(program);
 
 try {
   await program.parseAsync(process.argv);
