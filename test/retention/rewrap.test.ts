@@ -8,10 +8,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
+  closeSync,
   copyFileSync,
   existsSync,
+  linkSync,
   mkdtempSync,
+  openSync,
   readFileSync,
+  readSync,
   readdirSync,
   rmSync,
   writeFileSync,
@@ -318,6 +322,33 @@ describe('retention: casebridge keys rewrap (rotating CASEBRIDGE_DATA_KEY)', fun
       expect(lines.filter((l) => l.endsWith(' rewrapped'))).to.have.length(400 - done);
       expectAllUnder(keyDir, nextKey, before);
       expect(readdirSync(keyDir).filter((f) => !f.endsWith('.key'))).to.deep.equal([]);
+    });
+
+    it('overwrites the old wrapped bytes once renamed, but not those a hard-linked backup keeps', function () {
+      const [first, second] = days(2) as [string, string];
+      keyDirWith(keyDir, oldKey, [first, second]);
+      const firstPath = join(keyDir, `epoch-${first}.key`);
+      const secondPath = join(keyDir, `epoch-${second}.key`);
+      const firstOld = readFileSync(firstPath);
+      const secondOld = readFileSync(secondPath);
+      // A handle on the first file's old bytes, as the disk blocks would be; a
+      // hard link to the second's, as `cp -al` makes a backup.
+      const fd = openSync(firstPath, 'r');
+      const backup = join(work, `backup-${second}.key`);
+      linkSync(secondPath, backup);
+      try {
+        const r = cli(['keys', 'rewrap', '--new-key', newKeyPath, '--offline'], env);
+        expect(r.code, r.stdout + r.stderr).to.equal(0);
+        const seen = Buffer.alloc(firstOld.length);
+        readSync(fd, seen, 0, seen.length, 0);
+        expect(seen.equals(firstOld)).to.equal(false);
+        expect(() => open(oldKey, seen, epochKeyAad(first))).to.throw();
+        expect(readFileSync(backup).equals(secondOld)).to.equal(true);
+        expect(keyOf(keyDir, second, { oldKey, nextKey })).to.equal('nextKey');
+      } finally {
+        closeSync(fd);
+        rmSync(backup, { force: true });
+      }
     });
 
     it('a file under an unknown key: exit 1, a line naming the file, nothing rewritten', function () {
