@@ -92,7 +92,20 @@ describe('console in a real browser (protocol §10)', function () {
 
   async function openMessage(page: Page, id: string): Promise<void> {
     await page.locator(`tr[data-id="${id}"] button.open-message`).click();
-    await page.locator('#verification:not([data-verdict="pending"])').waitFor({ timeout: 15_000 });
+    try {
+      await page
+        .locator('#verification:not([data-verdict="pending"])')
+        .waitFor({ timeout: 15_000 });
+    } catch (e) {
+      // Say what the page shows instead (an error notice, a message still loading).
+      const shown = (
+        await page
+          .locator('main')
+          .innerText()
+          .catch(() => '')
+      ).slice(0, 600);
+      throw new Error(`no verdict for ${id} within 15 s; the page shows:\n${shown}`, { cause: e });
+    }
   }
 
   for (const [n, locale] of ['en', 'zh-CN', 'vi'].entries()) {
