@@ -2,6 +2,7 @@
 import type { AuditActor } from '../audit/types.js';
 import type { Config } from '../config/index.js';
 import type { MessageVault } from '../retention/vault.js';
+import { DataDirLock } from './sqlite/dir-lock.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { Store } from './types.js';
 
@@ -19,5 +20,12 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
     const { openPostgresStore } = await import('./postgres/index.js');
     return openPostgresStore({ url: config.databaseUrl, now, gatewayActor, vault });
   }
-  return new SqliteStore({ dataDir: config.dataDir, now, gatewayActor, vault });
+  // One gateway process per embedded store: a second one stops at start.
+  const dirLock = DataDirLock.acquire(config.dataDir);
+  try {
+    return new SqliteStore({ dataDir: config.dataDir, now, gatewayActor, vault, dirLock });
+  } catch (e) {
+    dirLock.release();
+    throw e;
+  }
 }

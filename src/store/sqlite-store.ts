@@ -1,4 +1,5 @@
 import { mkdirSync, statfsSync } from 'node:fs';
+import type { DataDirLock } from './sqlite/dir-lock.js';
 import { WalSync } from './sqlite/wal-sync.js';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
@@ -77,6 +78,8 @@ export interface SqliteStoreOptions {
   minFreeBytes?: number;
   /** Seals message bytes at rest; default: `localVault(dataDir)` (tests and tools only). */
   vault?: MessageVault;
+  /** The gateway's hold on the data directory, released when the store closes. */
+  dirLock?: DataDirLock;
 }
 
 /** How often a store that failed to write tries a small write to see whether it can again. */
@@ -234,6 +237,7 @@ export class SqliteStore implements Store {
   private fresh: FreshRow[] = [];
   private freshFrom: number | undefined;
   private readonly dataDir: string;
+  private readonly dirLock: DataDirLock | undefined;
   /** Set while writes fail for a reason to wait out; cleared by the next write that commits. */
   private failure: StoreFailure | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -251,6 +255,7 @@ export class SqliteStore implements Store {
   /** Throws StoreUnavailableError when the data directory has no room (or refuses writes). */
   constructor(opts: SqliteStoreOptions) {
     this.dataDir = opts.dataDir;
+    this.dirLock = opts.dirLock;
     try {
       mkdirSync(opts.dataDir, { recursive: true });
       const free = freeBytesOf(opts.dataDir);
@@ -1303,6 +1308,7 @@ export class SqliteStore implements Store {
     // Whoever still waits for a flush gets it now, on this thread.
     this.walSync.flushNow();
     this.db.close();
+    this.dirLock?.release();
   }
 }
 
