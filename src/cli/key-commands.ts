@@ -9,6 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
+import { DataDirLock } from '../store/sqlite/dir-lock.js';
 import { ConfigError } from '../errors.js';
 import { readDataKey } from '../retention/keys.js';
 import {
@@ -25,11 +26,11 @@ import { CliError, EXIT } from './exit.js';
 const OFFLINE_HELP = `
 A running gateway keeps the epoch keys it opened in memory and creates each new
 day's key under the data key it started with, so every gateway using the key
-directory must be stopped first. Nothing shows whether one is: a gateway takes no
-lock on CASEBRIDGE_KEY_DIR (nor on its SQLite data directory), and the signer
-lease in a PostgreSQL store belongs to the database, not to the key directory.
---offline is your statement that every gateway using this key directory is
-stopped.
+directory must be stopped first. A gateway on the embedded store holds its data
+directory, and the command refuses to run while one does; but a gateway takes no
+lock on CASEBRIDGE_KEY_DIR, and gateways on PostgreSQL (or on another host) hold
+nothing this command can see. --offline is your statement that every gateway
+using this key directory is stopped.
 
 Safe to interrupt: each file is written to a temporary name, synced and renamed
 over the old one. Run the command again and it finishes the job; files already
@@ -58,7 +59,19 @@ function rewrap(o: RewrapOpts): void {
   if (!o.offline && !o.dryRun) {
     throw new CliError(
       EXIT.USAGE,
-      '--offline is required: stop every gateway using CASEBRIDGE_KEY_DIR first (nothing can tell whether one runs)',
+      '--offline is required: stop every gateway using CASEBRIDGE_KEY_DIR first (not every one can be seen from here)',
+    );
+  }
+  // The one thing that can be told: a gateway running on the embedded store holds its
+  // data directory (PostgreSQL gateways hold nothing on the key directory).
+  if (
+    config.databaseUrl === undefined &&
+    existsSync(config.dataDir) &&
+    DataDirLock.isHeld(config.dataDir)
+  ) {
+    throw new CliError(
+      EXIT.USAGE,
+      `a gateway is running on CASEBRIDGE_DATA_DIR (${config.dataDir}); stop it first`,
     );
   }
   const dir = config.keyDir;

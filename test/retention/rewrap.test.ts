@@ -190,6 +190,22 @@ describe('retention: casebridge keys rewrap (rotating CASEBRIDGE_DATA_KEY)', fun
       expect(snapshot(keyDir)).to.deep.equal(before);
     });
 
+    it('refuses to run, even with --offline, while a gateway runs on the embedded store', async function () {
+      if (env['CASEBRIDGE_DATABASE_URL'] !== undefined) this.skip(); // nothing to see on PostgreSQL
+      const gw = await startGateway({ config: loadConfig(env), logger: silent() });
+      try {
+        const before = snapshot(keyDir);
+        const r = cli(['keys', 'rewrap', '--new-key', newKeyPath, '--offline'], env);
+        expect(r.code, r.stdout + r.stderr).to.equal(2);
+        const lines = r.stderr.trim().split('\n');
+        expect(lines, r.stderr).to.have.length(1);
+        expect(lines[0]).to.match(/a gateway is running on CASEBRIDGE_DATA_DIR/);
+        expect(snapshot(keyDir)).to.deep.equal(before);
+      } finally {
+        await gw.close();
+      }
+    });
+
     it('refuses a --new-key that is the current key or not a data key (exit 2 naming --new-key)', function () {
       const bad = join(work, 'not-a-key.pem');
       writeFileSync(bad, 'not a key\n');
