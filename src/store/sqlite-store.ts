@@ -472,7 +472,9 @@ export class SqliteStore implements Store {
       newlyOverdue: db.prepare(`SELECT * FROM messages
         WHERE status <> 'decided' AND overdue_noted = 0 AND deadline_key <= ?
         ORDER BY deadline_key LIMIT ?`),
-      markOverdue: db.prepare('UPDATE messages SET overdue_noted = 1 WHERE id = ?'),
+      markOverdue: db.prepare(
+        'UPDATE messages SET overdue_noted = 1 WHERE id = ? AND overdue_noted = 0',
+      ),
       deadlineCounts: db.prepare(`SELECT to_agency AS agency, priority,
         SUM(deadline_key <= @now) AS overdue,
         SUM(deadline_key > @now AND due_soon_key <= @now) AS dueSoon
@@ -1127,10 +1129,10 @@ export class SqliteStore implements Store {
   takeNewlyOverdue(now: Date, limit: number): Promise<MessageChange['message'][]> {
     const due = this.stmt.newlyOverdue.all(now.getTime(), limit) as MessageRow[];
     if (due.length === 0) return Promise.resolve([]);
-    return this.write(() => {
-      for (const r of due) this.stmt.markOverdue.run(r.id);
-      return due.map(changeView);
-    });
+    // Noted again inside the transaction: two sweeps may have read the same rows.
+    return this.write(() => due.filter((r) => this.stmt.markOverdue.run(r.id).changes === 1)).then(
+      (noted) => noted.map(changeView),
+    );
   }
 
   async deadlineCounts(now: Date): Promise<DeadlineCount[]> {

@@ -454,8 +454,12 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(counts).to.deep.equal([
           { agency: SAMPLE_TO, priority: 'routine', overdue: 1, dueSoon: 0 },
         ]);
-        const taken = await store.takeNewlyOverdue(later, 10);
-        expect(taken.map((x) => x.id)).to.deep.equal([m.id]);
+        // Two sweeps at once (a timer's and an explicit one) report it once between them.
+        const both = await Promise.all([
+          store.takeNewlyOverdue(later, 10),
+          store.takeNewlyOverdue(later, 10),
+        ]);
+        expect(both.flat().map((x) => x.id)).to.deep.equal([m.id]);
         expect(await store.takeNewlyOverdue(later, 10)).to.deep.equal([]);
       });
     });
