@@ -1,26 +1,19 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { createCrl, issueCertificate } from '../../src/pki/index.js';
 import { sampleEnvelope } from '../fixtures/envelopes.js';
 import { freePort, testEnv } from '../helpers/gateway.js';
 import { getTestPki } from '../helpers/pki.js';
+import { CLI_MAIN, ROOT, runCli } from '../helpers/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const MAIN = join(ROOT, 'dist/src/cli/main.js');
+const MAIN = CLI_MAIN;
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [MAIN, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runCli(args, env);
 }
 
 async function waitHealthy(adminPort: number, child: ChildProcess): Promise<void> {

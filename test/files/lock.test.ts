@@ -9,16 +9,12 @@ import { FileLocker } from '../../src/files/file-lock.js';
 import { TUS_VERSION, UploadService, type UploadProblem } from '../../src/files/uploads.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { sha256Hex, tusMetadata } from '../helpers/files.js';
+import { GATEWAY } from '../store/contract.js';
 
 const ACTOR: AuditActor = {
   agency: 'CN-GX-CZ',
   role: 'system',
   subject: 'sha256:' + 'a'.repeat(64),
-};
-const GATEWAY: AuditActor = {
-  agency: 'GW-TEST',
-  role: 'gateway',
-  subject: 'sha256:' + '0'.repeat(64),
 };
 
 /**

@@ -5,7 +5,7 @@
  * start. Interrupted runs (a simulated crash, a real SIGKILL) finish on a rerun;
  * a file under an unknown key stops the command before anything is written.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -22,7 +22,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import winston from 'winston';
 import { startGateway } from '../../src/app.js';
@@ -38,20 +37,14 @@ import { newKey, open, seal } from '../../src/retention/seal.js';
 import { sampleEnvelope } from '../fixtures/envelopes.js';
 import { call, identity, releaseTestEnv, signAs, submit, testEnv } from '../helpers/gateway.js';
 import { getTestPki } from '../helpers/pki.js';
+import { CLI_MAIN, ROOT, runCli } from '../helpers/cli.js';
 
 const DAY = 86_400_000;
 const A = 'CN-GX-CZ';
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const MAIN = join(ROOT, 'dist/src/cli/main.js');
+const MAIN = CLI_MAIN;
 
 function cli(args: string[], env: Record<string, string>) {
-  const r = spawnSync(process.execPath, [MAIN, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runCli(args, env, 60_000);
 }
 
 const silent = () => winston.createLogger({ silent: true });
