@@ -6,10 +6,14 @@ import type pg from 'pg';
 import type { SignerLease } from '../../checkpoints/ports.js';
 import { run } from './pool.js';
 
-const LEASE = 'checkpoint-signer';
+const SIGNER_LEASE = 'checkpoint-signer';
 
+/** A named row of `leases`: the signer's by default; a relay's heartbeat too (outbox.ts). */
 export class PgLease implements SignerLease {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly name: string = SIGNER_LEASE,
+  ) {}
 
   /** Takes the row if it is free, expired or already ours; true while `holder` holds it. */
   async acquire(holder: string, ttlMs: number): Promise<boolean> {
@@ -21,14 +25,14 @@ export class PgLease implements SignerLease {
        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
        WHERE leases.holder = excluded.holder OR leases.expires_at <= clock_timestamp()
        RETURNING holder`,
-      [LEASE, holder, ttlMs],
+      [this.name, holder, ttlMs],
     );
     return rows.length === 1;
   }
 
   async release(holder: string): Promise<void> {
     await run(this.pool, 'lease_release', 'DELETE FROM leases WHERE name = $1 AND holder = $2', [
-      LEASE,
+      this.name,
       holder,
     ]);
   }

@@ -13,6 +13,7 @@ import type { AuditActor } from '../../audit/types.js';
 import type { MessageType } from '../../envelope/types.js';
 import type { DeliverOutcome, OutboxItem } from '../../transport/ports.js';
 import type { PgMessages, SealedColumns } from './messages.js';
+import { PgLease } from './lease.js';
 import { run } from './pool.js';
 import type { Tx } from './tx.js';
 
@@ -64,6 +65,8 @@ const DUE_SQL = `WITH c AS (
 
 export class PgOutbox {
   private rescanAt = 0;
+  /** This relay's heartbeat: the row `alive:<holder>` of `leases`. */
+  private readonly alive: PgLease;
   private beatTimer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
 
@@ -73,7 +76,9 @@ export class PgOutbox {
     private readonly write: <T>(run: (tx: Tx) => Promise<T>) => Promise<T>,
     /** This store's name in `claimed_by`. */
     private readonly holder: string,
-  ) {}
+  ) {
+    this.alive = new PgLease(pool, ALIVE_PREFIX + holder);
+  }
 
   /**
    * Starts this relay's heartbeat: one beat now (so its claims count as alive from
@@ -98,14 +103,7 @@ export class PgOutbox {
   }
 
   private async beat(): Promise<void> {
-    await run(
-      this.pool,
-      'relay_beat',
-      `INSERT INTO leases (name, holder, expires_at)
-       VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3::double precision / 1000))
-       ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at`,
-      [ALIVE_PREFIX + this.holder, this.holder, RELAY_ALIVE_MS],
-    );
+    await this.alive.acquire(this.holder, RELAY_ALIVE_MS);
   }
 
   /** Stops the heartbeat and drops its row: what this relay still claims is free at once. */
@@ -113,9 +111,7 @@ export class PgOutbox {
     if (this.beatTimer) clearInterval(this.beatTimer);
     this.beatTimer = undefined;
     await this.beating;
-    await run(this.pool, 'relay_beat_end', 'DELETE FROM leases WHERE name = $1', [
-      ALIVE_PREFIX + this.holder,
-    ]).catch(() => undefined);
+    await this.alive.release(this.holder).catch(() => undefined);
   }
 
   async dueOutbox(limit: number, exclude: ReadonlySet<string>): Promise<OutboxItem[]> {
