@@ -26,10 +26,9 @@ import { signMessage } from '../../src/envelope/sign.js';
 import type { Envelope } from '../../src/envelope/types.js';
 import { parsePemChain } from '../../src/pki/pem.js';
 import type { Checkpoint } from '../../src/store/types.js';
-import type { Identity } from '../helpers/gateway.js';
+import { tableCounts, type Identity } from '../helpers/gateway.js';
 import { openVault } from '../../src/retention/index.js';
 import { getTestPki, testPkiPath } from '../helpers/pki.js';
-import { pgCountsSync } from '../helpers/database.js';
 
 export const FROM = 'CN-GX-CZ';
 export const TO = 'VN-LS';
@@ -300,16 +299,7 @@ export function countRows(
   dataDir: string,
   databaseUrl?: string,
 ): number {
-  if (databaseUrl !== undefined) return pgCountsSync(databaseUrl, [table])[table]!;
-  const db = new Database(join(dataDir, 'casebridge.sqlite'), {
-    readonly: true,
-    fileMustExist: true,
-  });
-  try {
-    return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
+  return tableCounts(dataDir, databaseUrl, [table])[table]!;
 }
 
 /** Delivery rows in the store right now. */

@@ -216,38 +216,50 @@ export function writeTemp(name: string, content: string): string {
   return p;
 }
 
-/** Row counts read from the gateway's database file with a separate, read-only connection. */
+/** Row counts of the gateway's store, read with a connection of its own. */
 export function storeCounts(t: TestGateway): {
   messages: number;
   history: number;
   outbox: number;
   deliveries: number;
 } {
-  const tables = {
-    messages: 'messages',
-    history: 'message_history',
-    outbox: 'outbox',
-    deliveries: 'deliveries',
+  const n = tableCounts(t.dataDir, t.databaseUrl, [
+    'messages',
+    'message_history',
+    'outbox',
+    'deliveries',
+  ]);
+  return {
+    messages: n['messages']!,
+    history: n['message_history']!,
+    outbox: n['outbox']!,
+    deliveries: n['deliveries']!,
   };
-  if (t.databaseUrl !== undefined) {
-    const n = pgCountsSync(t.databaseUrl, Object.values(tables));
-    return {
-      messages: n[tables.messages]!,
-      history: n[tables.history]!,
-      outbox: n[tables.outbox]!,
-      deliveries: n[tables.deliveries]!,
-    };
-  }
-  const db = new Database(join(t.dataDir, 'casebridge.sqlite'), { readonly: true });
+}
+
+/**
+ * Row counts of store tables right now, read behind the gateway's back: from its
+ * PostgreSQL database when it has one, else from its SQLite file (cheap enough to poll).
+ */
+export function tableCounts(
+  dataDir: string,
+  databaseUrl: string | undefined,
+  tables: readonly string[],
+): Record<string, number> {
+  if (databaseUrl !== undefined) return pgCountsSync(databaseUrl, tables);
+  for (const table of tables)
+    if (!/^[a-z_]+$/.test(table)) throw new Error(`not a table: ${table}`);
+  const db = new Database(join(dataDir, 'casebridge.sqlite'), {
+    readonly: true,
+    fileMustExist: true,
+  });
   try {
-    const n = (table: string) =>
-      (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
-    return {
-      messages: n(tables.messages),
-      history: n(tables.history),
-      outbox: n(tables.outbox),
-      deliveries: n(tables.deliveries),
-    };
+    return Object.fromEntries(
+      tables.map((table) => [
+        table,
+        (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n,
+      ]),
+    );
   } finally {
     db.close();
   }
