@@ -44,6 +44,7 @@ import type { DecideDeps } from './review/index.js';
 import { ReviewSweeper } from './review/sweeper.js';
 import { createSchemaSet, parseStrictJson } from './schema/index.js';
 import { FAILURE_DETAIL, openStore, type Store } from './store/index.js';
+import { ThreadStore } from './store/sqlite/thread.js';
 import type { SubmissionDeps } from './submission/submit.js';
 import { createTransport, type Transport } from './transport/index.js';
 
@@ -262,7 +263,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     subject: certificateSubject(gateway.chain[0]!),
   };
   const vault = openVault(config.dataKey, config.keyDir);
-  const store = await openStore({ config, now, gatewayActor, vault });
+  const store = await openStore({
+    config,
+    now,
+    gatewayActor,
+    vault,
+    ...(opts.now === undefined
+      ? {
+          thread: {
+            gateway,
+            onFailure: (e: Error) =>
+              logger.error('the store thread stopped; writes are refused until a restart', {
+                error: e.name,
+              }),
+          },
+        }
+      : {}),
+  });
   try {
     await checkVault(store, vault, config);
   } catch (e) {
@@ -274,7 +291,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       ? undefined
       : new Shredder({
           store,
-          keys: vault.keys,
+          keys: store instanceof ThreadStore ? store.epochKeys(vault.keys) : vault.keys,
           retentionDays: config.retentionDays,
           actor: gatewayActor,
           now,

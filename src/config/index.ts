@@ -17,6 +17,8 @@ export interface Config {
   amqpUrl: string | undefined;
   /** protocol §11: a PostgreSQL store instead of the embedded SQLite one. */
   databaseUrl: string | undefined;
+  /** The embedded store's transactions run on a thread of their own (docs/performance.md). */
+  storeThread: boolean;
   adminPort: number;
   /** Where the admin port listens: loopback unless a container needs its probes reachable. */
   adminHost: string;
@@ -135,6 +137,14 @@ function databaseUrl(env: Env): string | undefined {
   return v;
 }
 
+function onOff(env: Env, name: string, fallback: boolean): boolean {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  if (v === 'on') return true;
+  if (v === 'off') return false;
+  throw new ConfigError(name, 'must be on or off');
+}
+
 const GIB = 1024 ** 3;
 
 const AGENCY_ID = /^[A-Z]{2}(-[A-Z0-9]{1,12}){1,4}$/;
@@ -181,6 +191,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logKey: file(env, 'CASEBRIDGE_LOG_KEY', `${DEV_PKI_DIR}/log/log.key.pem`, cwd),
     amqpUrl: amqpUrl(env),
     databaseUrl: databaseUrl(env),
+    storeThread: onOff(env, 'CASEBRIDGE_STORE_THREAD', true),
     adminPort: int(env, 'CASEBRIDGE_ADMIN_PORT', 9464, 0, 65535),
     adminHost: adminHost(env),
     maxBytes: int(env, 'CASEBRIDGE_MAX_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),

@@ -1,5 +1,5 @@
 /** What the submission use case needs of a store (protocol §3). */
-import type { Envelope } from '../envelope/types.js';
+import type { Envelope, MessageType } from '../envelope/types.js';
 import type { FileBinding } from '../files/types.js';
 import type { RecordedMessage } from '../messages/replay.js';
 import type { HistoryActor } from '../messages/types.js';
@@ -26,8 +26,23 @@ export interface AcceptResponse {
   receipt: string;
 }
 
-/** Signs the receipt inside the acceptance transaction, so the stored response is the one sent. */
-export type ReceiptMaker = (logIndex: number, acceptedAt: string) => string;
+/** What a receipt says besides where and when the message was logged (protocol §3). */
+export interface ReceiptFields {
+  messageId: string;
+  digest: string;
+  from: string;
+  to: string;
+  type: MessageType;
+}
+
+/**
+ * Signs the receipt inside the acceptance transaction, so the stored response is the
+ * one sent. A gateway's receipt maker carries its `fields`, so a store on another
+ * thread can sign the same receipt there with the gateway's key.
+ */
+export type ReceiptMaker = ((logIndex: number, acceptedAt: string) => string) & {
+  readonly fields?: ReceiptFields;
+};
 
 export type AcceptOutcome =
   | { kind: 'accepted'; response: AcceptResponse }

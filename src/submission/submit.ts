@@ -5,7 +5,7 @@ import { CasebridgeError, type ErrorCode } from '../errors.js';
 import type { Principal } from '../pki/types.js';
 import type { AuditLog } from '../audit/types.js';
 import type { MessageReader } from '../messages/types.js';
-import type { AcceptPort, AcceptResponse, ReceiptMaker } from './ports.js';
+import type { AcceptPort, AcceptResponse, ReceiptFields, ReceiptMaker } from './ports.js';
 import type { Envelope } from '../envelope/types.js';
 import type { AuditActor } from '../audit/types.js';
 import { classifyResubmission, envelopeDigest, messageLocation } from '../messages/replay.js';
@@ -47,23 +47,31 @@ export function actorOf(p: Principal): AuditActor {
 
 /** The receipt for an accepted message, signed inside the acceptance transaction. */
 export function receiptMaker(
-  env: Envelope,
+  env: Pick<Envelope, 'id' | 'from' | 'to' | 'type'>,
   digest: string,
   gateway: SigningIdentity,
 ): ReceiptMaker {
-  return (logIndex, acceptedAt) =>
+  return receiptMakerOf(
+    { messageId: env.id, digest, from: env.from, to: env.to, type: env.type },
+    gateway,
+  );
+}
+
+export function receiptMakerOf(fields: ReceiptFields, gateway: SigningIdentity): ReceiptMaker {
+  const make = (logIndex: number, acceptedAt: string) =>
     signReceipt(
       {
-        messageId: env.id,
-        digest,
+        messageId: fields.messageId,
+        digest: fields.digest,
         logIndex,
         acceptedAt,
-        from: env.from,
-        to: env.to,
-        type: env.type,
+        from: fields.from,
+        to: fields.to,
+        type: fields.type,
       },
       gateway,
     );
+  return Object.assign(make, { fields });
 }
 
 /**
