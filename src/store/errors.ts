@@ -7,8 +7,11 @@
  */
 import { CasebridgeError } from '../errors.js';
 
-/** Why the store cannot write: no space left, the disk refused the write, or the database is out of reach. */
-export type StoreFailure = 'disk-full' | 'io-error' | 'unreachable';
+/**
+ * Why the store cannot write: no space left, the disk refused the write, the
+ * database is out of reach, or the embedded store's thread has stopped.
+ */
+export type StoreFailure = 'disk-full' | 'io-error' | 'unreachable' | 'stopped';
 
 /** Seconds a client should wait before trying a write again. */
 export const STORE_RETRY_AFTER_S = 5;
@@ -18,12 +21,14 @@ export const FAILURE_DETAIL: Record<StoreFailure, string> = {
   'disk-full': 'disk full',
   'io-error': 'disk write error',
   unreachable: 'database unreachable',
+  stopped: 'store thread stopped',
 };
 
 const MESSAGE: Record<StoreFailure, string> = {
   'disk-full': 'the gateway has no disk space for the write; nothing was stored, try again later',
   'io-error': 'the gateway could not write to its store; nothing was stored, try again later',
   unreachable: 'the gateway cannot reach its database; nothing was stored, try again later',
+  stopped: 'the gateway cannot write to its store until it is restarted; try again later',
 };
 
 export class StoreUnavailableError extends CasebridgeError {

@@ -135,8 +135,11 @@ describe('retention: crypto-shredding of message content', function () {
       id = env.id;
       jws = signAs(env, aSys);
       expect((await submit(t.gw, aSys, jws)).status).to.equal(202);
+      // Delivered, and out of the outbox: a row still there would be carried, not shredded.
       await eventually(
-        async () => (await t.gw.store.getMessage(id))?.status === 'delivered',
+        async () =>
+          (await t.gw.store.getMessage(id))?.status === 'delivered' &&
+          (await t.gw.store.outboxLag()) === 0,
         10_000,
         'delivery',
       );

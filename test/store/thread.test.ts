@@ -14,6 +14,18 @@ import { ThreadStore } from '../../src/store/sqlite/thread.js';
 import { fromWire, reviveBuffers, toWire } from '../../src/store/sqlite/thread-wire.js';
 import type { MessageChange } from '../../src/store/types.js';
 import { receiptMaker } from '../../src/submission/submit.js';
+import { loadConfig } from '../../src/config/index.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { sampleEnvelope } from '../fixtures/envelopes.js';
+import { ON_POSTGRES } from '../helpers/database.js';
+import {
+  identity,
+  releaseTestEnv,
+  signAs,
+  startTestGateway,
+  submit,
+  testEnv,
+} from '../helpers/gateway.js';
 import { getTestPki } from '../helpers/pki.js';
 import { expectOneTree, GATEWAY, newMessage } from './contract.js';
 
@@ -147,7 +159,7 @@ describe('store: the embedded store on its own thread', function () {
     );
     expect(late).to.be.instanceOf(StoreUnavailableError);
     expect((late as StoreUnavailableError).code).to.equal('UNAVAILABLE');
-    expect((await store.health()).failure).to.equal('io-error');
+    expect((await store.health()).failure).to.equal('stopped');
     expect(failures).to.have.length(1);
   });
 });
@@ -194,4 +206,50 @@ describe('store thread wire', function () {
     expect(v.b.c.toString()).to.equal('yz');
     expect(v.d).to.be.instanceOf(Date);
   });
+});
+
+describe('CASEBRIDGE_STORE_THREAD', function () {
+  this.timeout(30_000);
+  before(function () {
+    if (ON_POSTGRES) this.skip();
+  });
+
+  it('is on unless set off, and refuses anything but on or off, naming itself', async function () {
+    const env = await testEnv();
+    try {
+      expect(loadConfig(env).storeThread).to.equal(true);
+      expect(loadConfig({ ...env, CASEBRIDGE_STORE_THREAD: 'off' }).storeThread).to.equal(false);
+      const bad = (() => {
+        try {
+          return loadConfig({ ...env, CASEBRIDGE_STORE_THREAD: 'yes' });
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(bad).to.be.instanceOf(ConfigError);
+      expect((bad as ConfigError).variable).to.equal('CASEBRIDGE_STORE_THREAD');
+    } finally {
+      await releaseTestEnv(env);
+    }
+  });
+
+  for (const [value, kind] of [
+    ['on', ThreadStore],
+    ['off', SqliteStore],
+  ] as const) {
+    it(`${value}: the gateway's store is a ${kind.name}, and a submission gets its receipt`, async function () {
+      const t = await startTestGateway({ CASEBRIDGE_STORE_THREAD: value });
+      try {
+        expect(t.gw.store).to.be.instanceOf(kind);
+        const sys = await identity('CN-GX-CZ', 'system');
+        const res = await submit(t.gw, sys, signAs(sampleEnvelope('evidence.request'), sys));
+        expect(res.status).to.equal(202);
+        const pki = await getTestPki();
+        const cert = parsePemChain(pki.files['gateway/gateway.crt.pem']!)[0]!;
+        await compactVerify(res.json<{ receipt: string }>().receipt, cert.publicKey);
+      } finally {
+        await t.stop();
+      }
+    });
+  }
 });

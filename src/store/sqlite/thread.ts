@@ -117,14 +117,14 @@ export class ThreadStore implements Store {
     if (this.broken !== undefined) return;
     this.broken = e;
     this.onFailure?.(e);
-    const err = new StoreUnavailableError('io-error', 'STORE_THREAD', e);
+    const err = new StoreUnavailableError('stopped', 'STORE_THREAD', e);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }
 
   private call<T>(method: string, args: unknown[]): Promise<T> {
     if (this.broken !== undefined) {
-      return Promise.reject(new StoreUnavailableError('io-error', 'STORE_THREAD', this.broken));
+      return Promise.reject(new StoreUnavailableError('stopped', 'STORE_THREAD', this.broken));
     }
     return new Promise<T>((resolve, reject) => {
       const id = ++this.nextId;
@@ -205,7 +205,7 @@ export class ThreadStore implements Store {
       ? this.call('health', [])
       : Promise.resolve({
           engine: 'sqlite',
-          failure: 'io-error',
+          failure: 'stopped',
           freeBytes: undefined,
           outboxOldestAgeS: 0,
         });
