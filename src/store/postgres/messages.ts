@@ -4,6 +4,7 @@
  * transaction, each with its history row and audit entry (protocol §5).
  */
 import type { AuditActor, AuditDraft } from '../../audit/types.js';
+import { envelopeOf } from '../../envelope/payload.js';
 import type { DecisionStatus, Envelope, MessageType, Priority } from '../../envelope/types.js';
 import { CasebridgeError } from '../../errors.js';
 import { handlingOf, type HandlingCode } from '../../messages/handling.js';
@@ -446,12 +447,6 @@ export class PgMessages {
     tx.append(draft, at);
     return updated;
   }
-}
-
-/** The envelope is the JWS payload, already strictly parsed once at submission. */
-export function envelopeOf(jws: string): Envelope {
-  const payload = jws.slice(jws.indexOf('.') + 1, jws.lastIndexOf('.'));
-  return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Envelope;
 }
 
 /** Audit entries name the actor by certificate fingerprint only (protocol §6.1). */

@@ -8,6 +8,8 @@ import type { KeyObject } from 'node:crypto';
 import type { AuditActor } from '../../audit/types.js';
 import { CasebridgeError, ConfigError, type ErrorCode } from '../../errors.js';
 import type { MessageChange } from '../../messages/types.js';
+import { envelopeOf } from '../../envelope/payload.js';
+import type { NewMessage } from '../../submission/ports.js';
 import { KeyMissingError } from '../../retention/vault.js';
 import { StoreUnavailableError, type StoreFailure } from '../errors.js';
 
@@ -19,6 +21,13 @@ export interface StoreThreadData {
   /** Signs receipts inside the acceptance transaction. */
   gatewayKey: KeyObject;
   gatewayChain: string[];
+}
+
+/** A NewMessage as sent: its envelope is read back from `jws` on arrival. */
+export type WireMessage = Omit<NewMessage, 'envelope'>;
+
+export function fromWireMessage(m: WireMessage): NewMessage {
+  return { ...m, envelope: envelopeOf(m.jws) };
 }
 
 export interface Request {

@@ -8,10 +8,17 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { SigningIdentity } from '../../envelope/sign.js';
 import { receiptMakerOf } from '../../submission/submit.js';
 import { openVault } from '../../retention/vault.js';
-import type { NewMessage, ReceiptFields } from '../../submission/ports.js';
+import type { ReceiptFields } from '../../submission/ports.js';
 import { SqliteStore } from '../sqlite-store.js';
 import { DataDirLock } from './dir-lock.js';
-import { toWire, type StoreThreadData, type Request, type Reply } from './thread-wire.js';
+import {
+  fromWireMessage,
+  toWire,
+  type Reply,
+  type Request,
+  type StoreThreadData,
+  type WireMessage,
+} from './thread-wire.js';
 
 const port = parentPort!;
 
@@ -60,13 +67,16 @@ function run(req: Request): Promise<unknown> | unknown {
   const a = req.args;
   switch (req.method) {
     case 'accept':
-      return store.accept(a[0] as NewMessage, receiptMakerOf(a[1] as ReceiptFields, gateway));
+      return store.accept(
+        fromWireMessage(a[0] as WireMessage),
+        receiptMakerOf(a[1] as ReceiptFields, gateway),
+      );
     case 'decide':
       return store.decide(
         a[0] as string,
         a[1] as Parameters<SqliteStore['decide']>[1],
         a[2] as Parameters<SqliteStore['decide']>[2],
-        a[3] as NewMessage,
+        fromWireMessage(a[3] as WireMessage),
         receiptMakerOf(a[4] as ReceiptFields, gateway),
       );
     case 'forgetEpochKey':
