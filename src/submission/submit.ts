@@ -11,7 +11,7 @@ import type { AuditActor } from '../audit/types.js';
 import { classifyResubmission, envelopeDigest, messageLocation } from '../messages/replay.js';
 import { replyRefusal } from '../messages/handling.js';
 import { requireUploadedFiles } from '../files/binding.js';
-import type { FileIndex } from '../files/types.js';
+import type { FileBinding, FileIndex } from '../files/types.js';
 
 /** The registry questions submission asks (protocol §1.3). */
 export interface AgreementPolicy {
@@ -121,33 +121,21 @@ export async function submitMessage(
     throw new CasebridgeError('FORBIDDEN_ROLE', 'only system and officer principals may submit');
   }
 
-  // protocol §3: a replay is answered once identity and role hold, whatever has
-  // expired or gone stale since, so a retrying client always gets its receipt back.
   const envDigest = envelopeDigest(env);
-  const prior = await deps.store.recorded(env.id);
-  if (prior !== undefined && classifyResubmission(prior, envDigest) === 'replay') {
-    return { status: 200, body: prior.response, type: env.type };
+  let files: FileBinding | undefined;
+  try {
+    files = await checkDeliverable(env, signer, deps);
+  } catch (e) {
+    // protocol §3: a replay is answered once identity and role hold, whatever has
+    // expired or gone stale since, so a retrying client always gets its receipt back.
+    // Asked only when a check refuses: otherwise the acceptance transaction tells a
+    // replay by the same rule, and a new message costs no extra store read.
+    const prior = await deps.store.recorded(env.id);
+    if (prior !== undefined && classifyResubmission(prior, envDigest) === 'replay') {
+      return { status: 200, body: prior.response, type: env.type };
+    }
+    throw e;
   }
-
-  const now = deps.now();
-  if (!deps.registry.hasAgency(env.to)) {
-    throw new CasebridgeError('NOT_PERMITTED', 'the recipient is not a registered agency');
-  }
-  if (!deps.registry.permits(env.from, env.to, env.type, now)) {
-    throw new CasebridgeError(
-      'NOT_PERMITTED',
-      'no agreement between these two agencies covers this message type now',
-    );
-  }
-  // protocol §2.2: the signer chain was valid at createdAt too, and createdAt is fresh.
-  const late = signingTimeProblem(signingTimeOf(env.createdAt), signer.validity, {
-    now: now.getTime(),
-    skewMs: deps.clockSkewMs,
-    maxAgeMs: deps.maxAgeMs,
-  });
-  if (late !== undefined) throw new CasebridgeError('STALE', signingTimeDetail(late));
-  if (env.inReplyTo !== undefined) await checkReference(env, deps.store);
-  const files = await requireUploadedFiles(env, deps.files);
 
   // Idempotency (the last check) is decided inside the acceptance transaction, so
   // two copies of one message racing each other are accepted once.
@@ -180,6 +168,37 @@ export async function submitMessage(
         { members: { digest: outcome.digest, location: messageLocation(env.id) } },
       );
   }
+}
+
+/**
+ * The checks after identity and role, in the protocol's order: a registered
+ * recipient, an agreement, a fresh signing time, a known parent, uploaded files.
+ * Returns the files an evidence.transfer binds.
+ */
+async function checkDeliverable(
+  env: Envelope,
+  signer: Principal,
+  deps: SubmissionDeps,
+): Promise<FileBinding | undefined> {
+  const now = deps.now();
+  if (!deps.registry.hasAgency(env.to)) {
+    throw new CasebridgeError('NOT_PERMITTED', 'the recipient is not a registered agency');
+  }
+  if (!deps.registry.permits(env.from, env.to, env.type, now)) {
+    throw new CasebridgeError(
+      'NOT_PERMITTED',
+      'no agreement between these two agencies covers this message type now',
+    );
+  }
+  // protocol §2.2: the signer chain was valid at createdAt too, and createdAt is fresh.
+  const late = signingTimeProblem(signingTimeOf(env.createdAt), signer.validity, {
+    now: now.getTime(),
+    skewMs: deps.clockSkewMs,
+    maxAgeMs: deps.maxAgeMs,
+  });
+  if (late !== undefined) throw new CasebridgeError('STALE', signingTimeDetail(late));
+  if (env.inReplyTo !== undefined) await checkReference(env, deps.store);
+  return requireUploadedFiles(env, deps.files);
 }
 
 /**

@@ -137,7 +137,7 @@ export class ThreadStore implements Store {
   /** Calls made in one turn of the event loop go over in one message. */
   private outgoing: Request[] = [];
   private send(req: Request): void {
-    if (this.outgoing.length === 0) queueMicrotask(() => this.flushOutgoing());
+    if (this.outgoing.length === 0) setImmediate(() => this.flushOutgoing());
     this.outgoing.push(req);
   }
 
