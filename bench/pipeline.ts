@@ -215,6 +215,8 @@ export function brokerConfirmRate(messages: number): Promise<number> {
 interface PeakRun {
   rate: number;
   cpuMsPerMessage: number;
+  /** Busy time of the gateway's main event loop per message. */
+  loopMsPerMessage: number;
 }
 
 /** Warm-up, then `messages` single submissions as fast as 64 connections go. */
@@ -230,10 +232,12 @@ async function peak(
   });
   const msgs = await signed(messages);
   const cpu0 = server.cpuMs();
+  const loop0 = await server.loopMs();
   const r = await client.ok({ cmd: 'closed', target: SINGLE, bodies: msgs.map((m) => m.jws) });
   return {
     rate: messages / (r.ms / 1000),
     cpuMsPerMessage: (server.cpuMs() - cpu0) / messages,
+    loopMsPerMessage: ((await server.loopMs()) - loop0) / messages,
     ids: msgs.map((m) => m.id),
   };
 }
@@ -250,6 +254,7 @@ export async function benchEmbedded(sizes: PipelineSizes): Promise<Record<string
       accept_rate: Math.round(p.rate),
       ratio_vs_bare_https: round(p.rate / bareRate),
       gateway_cpu_ms_per_msg: round(p.cpuMsPerMessage),
+      gateway_loop_ms_per_msg: round(p.loopMsPerMessage),
     };
   } finally {
     await client.close();
@@ -304,6 +309,7 @@ export async function benchRabbitmq(sizes: PipelineSizes): Promise<Record<string
       bare_https_rate: Math.round(bareRate),
       ratio_vs_bare_https: round(p.rate / bareRate),
       gateway_cpu_ms_per_msg: round(p.cpuMsPerMessage),
+      gateway_loop_ms_per_msg: round(p.loopMsPerMessage),
       half_rate: Math.round(half),
       achieved_half_rate: Math.round(r.sent / (r.ms / 1000)),
       p50_ms_at_half_rate: round(percentile(latency, 50), 2),
@@ -344,6 +350,7 @@ export async function benchBatch(sizes: PipelineSizes): Promise<Record<string, n
     await waitForCount(() => gw.server.delivered(), WARMUP * 2, 60_000);
     const msgs = await signed(n);
     const cpu0 = gw.server.cpuMs();
+    const loop0 = await gw.server.loopMs();
     const t0 = performance.now();
     const r = await client.ok({ cmd: 'closed', target: BATCH, bodies: batches(msgs) });
     const rate = n / (r.ms / 1000);
@@ -360,6 +367,7 @@ export async function benchBatch(sizes: PipelineSizes): Promise<Record<string, n
       delivered_rate: Math.round(deliveredRate),
       delivered_ratio_vs_broker: round(deliveredRate / confirmRate),
       gateway_cpu_ms_per_msg: round((gw.server.cpuMs() - cpu0) / n),
+      gateway_loop_ms_per_msg: round(((await gw.server.loopMs()) - loop0) / n),
     };
   } finally {
     await client.close();

@@ -21,12 +21,14 @@ import { loadConfig } from '../src/config/index.js';
 
 type Kind = 'gateway' | 'bare';
 
-type Request = { kind: 'delivered' } | { kind: 'lags'; ids: string[] } | { kind: 'stop' };
+type Request =
+  { kind: 'delivered' } | { kind: 'lags'; ids: string[] } | { kind: 'loop' } | { kind: 'stop' };
 
 type Reply =
   | { kind: 'ready'; url: string }
   | { kind: 'delivered'; n: number }
   | { kind: 'lags'; lags: number[] }
+  | { kind: 'loop'; activeMs: number }
   | { kind: 'stopped' };
 
 export interface ServerProcess {
@@ -42,6 +44,11 @@ export interface ServerProcess {
   delivered(): Promise<number>;
   /** Gateway only: ms from `accepted` to `delivered` in each message's history. */
   lags(ids: readonly string[]): Promise<number[]>;
+  /**
+   * Gateway only: ms its main event loop has been busy so far (eventLoopUtilization).
+   * What a request costs the thread that serves HTTP, whichever threads help it.
+   */
+  loopMs(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -100,6 +107,7 @@ export async function startServer(kind: Kind, env: Record<string, string>): Prom
     cpuMs: () => procCpuMs(pid),
     delivered: async () => (await ask({ kind: 'delivered' }, 'delivered')).n,
     lags: async (ids) => (await ask({ kind: 'lags', ids: [...ids] }, 'lags')).lags,
+    loopMs: async () => (await ask({ kind: 'loop' }, 'loop')).activeMs,
     async stop() {
       if (exited) return;
       await ask({ kind: 'stop' }, 'stopped');
@@ -142,6 +150,9 @@ async function runGateway(send: Send): Promise<(req: Request) => Promise<void>> 
         await send({ kind: 'lags', lags });
         return;
       }
+      case 'loop':
+        await send({ kind: 'loop', activeMs: performance.eventLoopUtilization().active });
+        return;
       case 'stop':
         await gw.close();
         await send({ kind: 'stopped' });
