@@ -661,7 +661,7 @@ async function shutDown(
     });
     transport.abort();
   }
-  await within(checkpointer.tick(), left());
+  await within(checkpointer.final(), left());
   await within(signer.stop(), left());
   await store.close();
 }

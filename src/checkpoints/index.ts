@@ -35,7 +35,7 @@ export class Checkpointer {
   private coveredAt = performance.now();
   private failing = false;
   /** One tick at a time: a slow store never stacks signings. */
-  private ticking = false;
+  private running: Promise<void> | undefined;
 
   constructor(private readonly opts: CheckpointerOptions) {}
 
@@ -50,10 +50,27 @@ export class Checkpointer {
     this.timer = undefined;
   }
 
-  /** One timer run: signNow, with its failure logged and kept for the next tick. */
+  /** One timer run: signNow, with its failure logged and kept for the next tick; skipped while one runs. */
   async tick(): Promise<void> {
-    if (this.ticking) return;
-    this.ticking = true;
+    if (this.running) return;
+    this.running = this.signLogged();
+    try {
+      await this.running;
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  /**
+   * The checkpoint of a shutdown: after the signing under way, if any (it may have
+   * read the tree before the last entries), one more that covers the log as it is.
+   */
+  async final(): Promise<void> {
+    while (this.running) await this.running;
+    await this.tick();
+  }
+
+  private async signLogged(): Promise<void> {
     try {
       await this.signNow();
       if (this.failing) this.opts.logger?.info('checkpoint signing works again');
@@ -66,8 +83,6 @@ export class Checkpointer {
         });
       }
       this.failing = true;
-    } finally {
-      this.ticking = false;
     }
   }
 

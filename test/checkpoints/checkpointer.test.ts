@@ -61,4 +61,37 @@ describe('checkpoints: the signing timer (protocol §6.3)', () => {
     assert.equal(cps.at(-1)?.size, 2, 'signed again once the store writes');
     assert.equal(await cp.staleSeconds(), 0);
   });
+
+  it('signs a last checkpoint covering the whole log at shutdown, even while a tick that read an older size is still under way', async () => {
+    const { tree, cps, store } = storeWithDisk();
+    // The timer's tick reads the tree size, then waits on the store while entries are added.
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    let hold = true;
+    const slow = {
+      ...store,
+      async latestCheckpoint() {
+        if (hold) await held;
+        return store.latestCheckpoint();
+      },
+    };
+    const cp = new Checkpointer({
+      store: slow,
+      origin: 'casebridge/GW-TEST',
+      keyName: 'casebridge/GW-TEST',
+      key: generateKeyPairSync('ed25519').privateKey,
+      intervalMs: 60_000,
+      now: () => new Date(),
+    });
+    tree.append(Buffer.from('a'));
+    const running = cp.tick();
+    await new Promise((r) => setTimeout(r, 10));
+    tree.append(Buffer.from('b'));
+    tree.append(Buffer.from('c'));
+    const last = cp.final();
+    hold = false;
+    release();
+    await Promise.all([running, last]);
+    assert.equal(cps.at(-1)?.size, 3, 'the last checkpoint covers every entry');
+  });
 });
