@@ -59,30 +59,42 @@ const SHA256_RE = /^sha256:[0-9a-f]{64}$/;
 
 type DetailValue = string | number | boolean;
 
-/** Builds the entry object with members in the order docs/auditing.md fixes; `JSON.stringify` keeps insertion order. */
-function canonicalObject(e: AuditDraft & { index: number; ts: string }): Record<string, unknown> {
-  const actor: AuditActor = {
-    agency: e.actor.agency,
-    role: e.actor.role,
-    subject: e.actor.subject,
-  };
-  const out: Record<string, unknown> = {
-    v: ENTRY_VERSION,
-    index: e.index,
-    ts: e.ts,
-    event: e.event,
-    actor,
-  };
+/** Printable ASCII but `"` and `\`: the strings `JSON.stringify` writes unchanged between quotes. */
+const PLAIN_STRING = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** Exactly `JSON.stringify(s)`; a plain string is quoted without a call into it. */
+function jsonString(s: string): string {
+  return PLAIN_STRING.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+
+/**
+ * The entry's JSON text, written member by member in the order docs/auditing.md
+ * fixes. It equals `JSON.stringify` of an object built in that order (the
+ * entry tests hold it to that), without building and walking the object.
+ */
+function entryJson(e: AuditDraft, index: number, ts: string): string {
+  const a = e.actor;
+  let s =
+    `{"v":${ENTRY_VERSION},"index":${index},"ts":${jsonString(ts)},"event":${jsonString(e.event)},` +
+    `"actor":{"agency":${jsonString(a.agency)},"role":${jsonString(a.role)},"subject":${jsonString(a.subject)}}`;
   for (const k of OPTIONAL_STRINGS) {
     const val = e[k];
-    if (val !== undefined) out[k] = val;
+    if (val !== undefined) s += `,"${k}":${jsonString(val)}`;
   }
-  if (e.detail !== undefined) {
-    const detail: Record<string, DetailValue> = {};
-    for (const [k, val] of Object.entries(e.detail)) detail[k] = val;
-    out['detail'] = detail;
+  if (e.detail !== undefined) s += `,"detail":${detailJson(e.detail)}`;
+  return s + '}';
+}
+
+function detailJson(detail: Record<string, DetailValue>): string {
+  let s = '';
+  for (const [k, val] of Object.entries(detail)) {
+    // The entry object this text replaces took members by assignment, and
+    // `o.__proto__ = primitive` adds none; the bytes stay as they were.
+    if (k === '__proto__') continue;
+    const v = typeof val === 'string' ? jsonString(val) : JSON.stringify(val);
+    s += `${s === '' ? '{' : ','}${jsonString(k)}:${v}`;
   }
-  return out;
+  return s === '' ? '{}' : s + '}';
 }
 
 function checkDraft(draft: AuditDraft, index: number): void {
@@ -135,7 +147,7 @@ export function serializeEntry(draft: AuditDraft, index: number, ts: Date): Buff
   }
   if (!TS_RE.test(iso))
     throw new AuditError('draft-invalid', 'ts is outside the RFC 3339 four-digit-year range');
-  return Buffer.from(JSON.stringify(canonicalObject({ ...draft, index, ts: iso })), 'utf8');
+  return Buffer.from(entryJson(draft, index, iso), 'utf8');
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -212,7 +224,6 @@ export function parseEntry(bytes: Uint8Array): AuditEntry {
     entry.detail = d;
   }
   // Canonical form: the bytes must be exactly what serializeEntry writes for this entry.
-  if (JSON.stringify(canonicalObject(entry)) !== text)
-    throw malformed('entry is not in canonical form');
+  if (entryJson(entry, index, ts) !== text) throw malformed('entry is not in canonical form');
   return entry;
 }

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { parseEntry, serializeEntry } from '../../src/audit/entry.js';
+import fc from 'fast-check';
+import { isAuditEvent, parseEntry, serializeEntry } from '../../src/audit/entry.js';
 import { AuditError } from '../../src/audit/errors.js';
-import type { AuditDraft } from '../../src/audit/types.js';
+import type { AuditDraft, AuditEvent } from '../../src/audit/types.js';
 
 const SUBJECT = `sha256:${'ab'.repeat(32)}`;
 const DIGEST = `sha256:${'cd'.repeat(32)}`;
@@ -107,4 +108,96 @@ describe('audit/entry (protocol §6.1)', () => {
       'draft-invalid',
     );
   });
+
+  it('writes the bytes of JSON.stringify over the ordered entry object, for any draft', () => {
+    fc.assert(
+      fc.property(draftArb, fc.maxSafeNat(), tsArb, (draft, index, ts) => {
+        const bytes = serializeEntry(draft, index, ts);
+        assert.equal(bytes.toString('utf8'), referenceJson(draft, index, ts.toISOString()));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('takes back exactly what it writes, for any draft', () => {
+    fc.assert(
+      fc.property(draftArb, fc.maxSafeNat(), tsArb, (draft, index, ts) => {
+        // parseEntry insists on sha256 subjects and digests; the other strings may be anything.
+        const d: AuditDraft = { ...draft, actor: { ...draft.actor, subject: SUBJECT } };
+        if (d.digest !== undefined) d.digest = DIGEST;
+        const bytes = serializeEntry(d, index, ts);
+        const e = parseEntry(bytes);
+        assert.deepEqual(serializeEntry(e, e.index, new Date(e.ts)), bytes);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('drops a detail member named __proto__, as the object it was built from did', () => {
+    const detail = JSON.parse('{"a":1,"__proto__":"x","b":true}') as Record<string, string>;
+    const bytes = serializeEntry({ ...full, detail }, 3, TS).toString();
+    assert.equal(bytes, referenceJson({ ...full, detail }, 3, TS.toISOString()));
+    assert.ok(bytes.endsWith('"detail":{"a":1,"b":true}}'));
+  });
 });
+
+const EVENTS = [
+  'message.accepted',
+  'message.delivered',
+  'message.shredded',
+  'file.stored',
+  'gateway.started',
+] as const satisfies readonly AuditEvent[];
+
+/** Strings with quotes, backslashes, controls, non-ASCII and lone surrogates. */
+const text = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary' }),
+  fc.string({ unit: fc.constantFrom('"', '\\', '\n', '\u007f', '\u2028', '\ud800', 'a', '/') }),
+);
+const detailArb = fc.dictionary(
+  fc.oneof(text, fc.constantFrom('__proto__', '0', '10', '2', 'constructor')),
+  fc.oneof(text, fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.boolean()),
+  { maxKeys: 6 },
+);
+const draftArb: fc.Arbitrary<AuditDraft> = fc.record(
+  {
+    event: fc.constantFrom(...EVENTS),
+    actor: fc.record({ agency: text, role: text, subject: text }),
+    messageId: text,
+    digest: text,
+    from: text,
+    to: text,
+    type: text,
+    inReplyTo: text,
+    detail: detailArb,
+  },
+  { requiredKeys: ['event', 'actor'] },
+);
+const tsArb = fc.date({
+  min: new Date('0000-01-01T00:00:00.000Z'),
+  max: new Date('9999-12-31T23:59:59.999Z'),
+  noInvalidDate: true,
+});
+
+/** The entry format as first written: an object built in member order, then JSON.stringify. */
+function referenceJson(draft: AuditDraft, index: number, ts: string): string {
+  const e: AuditDraft & { index: number; ts: string } = { ...draft, index, ts };
+  assert.ok(isAuditEvent(e.event));
+  const out: Record<string, unknown> = {
+    v: 1,
+    index: e.index,
+    ts: e.ts,
+    event: e.event,
+    actor: { agency: e.actor.agency, role: e.actor.role, subject: e.actor.subject },
+  };
+  for (const k of ['messageId', 'digest', 'from', 'to', 'type', 'inReplyTo'] as const) {
+    if (e[k] !== undefined) out[k] = e[k];
+  }
+  if (e.detail !== undefined) {
+    const detail: Record<string, unknown> = {};
+    for (const [k, val] of Object.entries(e.detail)) detail[k] = val;
+    out['detail'] = detail;
+  }
+  return JSON.stringify(out);
+}
