@@ -5,7 +5,8 @@
  * additional authenticated data binds each value to where it belongs (the
  * message id, the epoch), so a ciphertext moved to another row does not open.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { systemRandom, type RandomFill } from './random-pool.js';
 
 export const KEY_BYTES = 32;
 const VERSION = 1;
@@ -20,16 +21,30 @@ export class SealError extends Error {
   }
 }
 
-export function newKey(): Buffer {
-  return randomBytes(KEY_BYTES);
+export function newKey(random: RandomFill = systemRandom): Buffer {
+  const key = Buffer.alloc(KEY_BYTES);
+  random(key, 0, KEY_BYTES);
+  return key;
 }
 
-export function seal(key: Buffer, plain: Buffer, aad: string): Buffer {
-  const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+export function seal(
+  key: Buffer,
+  plain: Buffer,
+  aad: string,
+  random: RandomFill = systemRandom,
+): Buffer {
+  const out = Buffer.allocUnsafe(1 + IV_BYTES + plain.length + TAG_BYTES);
+  out[0] = VERSION;
+  random(out, 1, IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, out.subarray(1, 1 + IV_BYTES), {
+    authTagLength: TAG_BYTES,
+  });
   cipher.setAAD(Buffer.from(aad, 'utf8'));
-  const body = Buffer.concat([cipher.update(plain), cipher.final()]);
-  return Buffer.concat([Buffer.of(VERSION), iv, body, cipher.getAuthTag()]);
+  let at = 1 + IV_BYTES;
+  at += cipher.update(plain).copy(out, at);
+  at += cipher.final().copy(out, at);
+  cipher.getAuthTag().copy(out, at);
+  return out;
 }
 
 export function open(key: Buffer, sealed: Buffer, aad: string): Buffer {

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { existsSync, writeFileSync } from 'node:fs';
 import { epochOf, dataKeyPem, FileEpochKeys, readDataKey, type EpochKeys } from './keys.js';
+import { RandomPool } from './random-pool.js';
 import { newKey, open, seal } from './seal.js';
 
 export interface SealedMessage {
@@ -28,17 +29,20 @@ const messageAad = (id: string) => `casebridge message v1 ${id}`;
 const keyAad = (id: string, epoch: string) => `casebridge message key v1 ${id} ${epoch}`;
 
 export class MessageVault {
+  /** Message keys and IVs: one CSPRNG call per many seals. */
+  private readonly random = new RandomPool();
+
   constructor(readonly keys: EpochKeys) {}
 
   /** Seals `jws` under a new message key, wrapped under the epoch key of `at`. */
   seal(id: string, jws: string, at: Date): SealedMessage {
     const epoch = epochOf(at);
     const epochKey = this.keys.get(epoch, true)!;
-    const key = newKey();
+    const key = newKey(this.random.fill);
     try {
       return {
-        sealed: seal(key, Buffer.from(jws, 'ascii'), messageAad(id)),
-        wrappedKey: seal(epochKey, key, keyAad(id, epoch)),
+        sealed: seal(key, Buffer.from(jws, 'ascii'), messageAad(id), this.random.fill),
+        wrappedKey: seal(epochKey, key, keyAad(id, epoch), this.random.fill),
         epoch,
       };
     } finally {
@@ -60,7 +64,8 @@ export class MessageVault {
     const epoch = epochOf(at);
     const key = this.unwrap(id, s);
     try {
-      return { wrappedKey: seal(this.keys.get(epoch, true)!, key, keyAad(id, epoch)), epoch };
+      const epochKey = this.keys.get(epoch, true)!;
+      return { wrappedKey: seal(epochKey, key, keyAad(id, epoch), this.random.fill), epoch };
     } finally {
       key.fill(0);
     }
