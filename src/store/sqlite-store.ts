@@ -438,9 +438,7 @@ export class SqliteStore implements Store {
         (id, digest, envelope_digest, case_ref, type, from_agency, to_agency, priority, priority_rank,
          respond_by, deadline, deadline_key, due_soon_key, in_reply_to, created_at, accepted_at,
          log_index, status)
-        VALUES (@id, @digest, @envelopeDigest, @caseRef, @type, @from, @to, @priority, @rank,
-         @respondBy, @deadline, @deadlineKey, @dueSoonKey, @inReplyTo, @createdAt, @acceptedAt,
-         @logIndex, 'accepted')`),
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted')`),
       insertBody:
         db.prepare(`INSERT INTO message_bodies (seq, sealed, wrapped_key, epoch, handling, response)
         VALUES (?, ?, ?, ?, ?, ?)`),
@@ -867,25 +865,26 @@ export class SqliteStore implements Store {
       receipt: makeReceipt(index, acceptedAt),
     };
     const d = deadlineKeys(env, env.createdAt);
-    const { lastInsertRowid } = this.stmt.insertMessage.run({
-      id: env.id,
-      digest: msg.digest,
-      envelopeDigest: msg.envelopeDigest,
-      caseRef: env.caseRef,
-      type: env.type,
-      from: env.from,
-      to: env.to,
-      priority: env.priority,
-      rank: PRIORITY_RANK[env.priority],
-      respondBy: env.respondBy ?? null,
-      deadline: d.deadline,
-      deadlineKey: d.deadlineKey,
-      dueSoonKey: d.dueSoonKey,
-      inReplyTo: env.inReplyTo ?? null,
-      createdAt: env.createdAt,
+    // Positional: binding 17 named parameters looks each name up on an object.
+    const { lastInsertRowid } = this.stmt.insertMessage.run(
+      env.id,
+      msg.digest,
+      msg.envelopeDigest,
+      env.caseRef,
+      env.type,
+      env.from,
+      env.to,
+      env.priority,
+      PRIORITY_RANK[env.priority],
+      env.respondBy ?? null,
+      d.deadline,
+      d.deadlineKey,
+      d.dueSoonKey,
+      env.inReplyTo ?? null,
+      env.createdAt,
       acceptedAt,
-      logIndex: index,
-    });
+      index,
+    );
     const sealed = this.vault.seal(env.id, msg.jws, at);
     this.stmt.insertBody.run(
       lastInsertRowid,
