@@ -7,9 +7,8 @@ import Database from 'better-sqlite3';
 import { serializeEntry } from '../audit/entry.js';
 import { leafHash, nodesCompletedBy } from '../audit/merkle.js';
 import type { AuditActor, AuditDraft, NodeSource, StoredEntry } from '../audit/types.js';
-import type { DecisionStatus, Envelope, MessageType, Priority } from '../envelope/types.js';
+import type { DecisionStatus, MessageType, Priority } from '../envelope/types.js';
 import { CasebridgeError, ConfigError } from '../errors.js';
-import { deadlineOf, dueSoonFrom } from '../review/deadlines.js';
 import {
   deliverySteps,
   review,
@@ -55,10 +54,16 @@ import type {
 } from './types.js';
 import type { NodeCoord } from '../audit/types.js';
 import type { RecordedMessage } from '../messages/replay.js';
+import { envelopeOf } from '../envelope/payload.js';
+import {
+  auditActor,
+  deadlineKeys,
+  decodeCursor,
+  encodeCursor,
+  messageRowValues,
+  NO_DEADLINE,
+} from './rows.js';
 
-const PRIORITY_RANK: Record<Priority, number> = { emergency: 0, urgent: 1, routine: 2 };
-/** Sorts messages without a deadline after every dated one. */
-const NO_DEADLINE = Number.MAX_SAFE_INTEGER;
 /** Review events that become audit entries, and their names (protocol §6.1). */
 const REVIEW_AUDIT = {
   claimed: 'message.claimed',
@@ -883,26 +888,8 @@ export class SqliteStore implements Store {
       status: 'accepted',
       receipt: makeReceipt(index, acceptedAt),
     };
-    const d = deadlineKeys(env, env.createdAt);
-    // Positional: binding 17 named parameters looks each name up on an object.
     const { lastInsertRowid } = this.stmt.insertMessage.run(
-      env.id,
-      msg.digest,
-      msg.envelopeDigest,
-      env.caseRef,
-      env.type,
-      env.from,
-      env.to,
-      env.priority,
-      PRIORITY_RANK[env.priority],
-      env.respondBy ?? null,
-      d.deadline,
-      d.deadlineKey,
-      d.dueSoonKey,
-      env.inReplyTo ?? null,
-      env.createdAt,
-      acceptedAt,
-      index,
+      ...messageRowValues(msg, acceptedAt, index),
     );
     const sealed = this.vault.seal(env.id, msg.jws, at);
     this.stmt.insertBody.run(
@@ -1337,17 +1324,6 @@ function freeBytesOf(dir: string): number | undefined {
   }
 }
 
-/** The envelope is the JWS payload, already strictly parsed once at submission. */
-function envelopeOf(jws: string): Envelope {
-  const payload = jws.slice(jws.indexOf('.') + 1, jws.lastIndexOf('.'));
-  return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Envelope;
-}
-
-/** Audit entries name the actor by certificate fingerprint only (protocol §6.1). */
-function auditActor(a: HistoryActor): AuditActor {
-  return { agency: a.agency, role: a.role, subject: a.subject };
-}
-
 function messageDraft(row: StepRow, event: AuditDraft['event'], actor: AuditActor): AuditDraft {
   return {
     event,
@@ -1391,38 +1367,8 @@ function changeView(r: StepRow): MessageChange['message'] {
   };
 }
 
-/** The deadline columns of a message (protocol §5.5). */
-function deadlineKeys(
-  env: Envelope,
-  createdAt: string,
-): { deadline: string | null; deadlineKey: number; dueSoonKey: number } {
-  const deadline = deadlineOf(env);
-  if (deadline === null) return { deadline, deadlineKey: NO_DEADLINE, dueSoonKey: NO_DEADLINE };
-  return {
-    deadline,
-    deadlineKey: Date.parse(deadline),
-    dueSoonKey: dueSoonFrom(createdAt, deadline),
-  };
-}
-
 function toCheckpoint(row: unknown): Checkpoint | undefined {
   if (!row) return undefined;
   const r = row as { size: number; root: Buffer; note: string; signed_at: string };
   return { size: r.size, root: r.root, text: r.note, signedAt: r.signed_at };
-}
-
-function encodeCursor(parts: [number, number, number]): string {
-  return Buffer.from(JSON.stringify(parts)).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [number, number, number] {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 3 && v.every((n) => Number.isSafeInteger(n))) {
-      return v as [number, number, number];
-    }
-  } catch {
-    // fall through
-  }
-  throw new CasebridgeError('INVALID_PARAMETER', 'cursor is not one this server issued');
 }

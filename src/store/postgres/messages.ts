@@ -5,8 +5,8 @@
  */
 import type { AuditActor, AuditDraft } from '../../audit/types.js';
 import { envelopeOf } from '../../envelope/payload.js';
-import type { DecisionStatus, Envelope, MessageType, Priority } from '../../envelope/types.js';
-import { CasebridgeError } from '../../errors.js';
+import { auditActor, decodeCursor, encodeCursor, messageRowValues } from '../rows.js';
+import type { DecisionStatus, MessageType, Priority } from '../../envelope/types.js';
 import { handlingOf, type HandlingCode } from '../../messages/handling.js';
 import type { RecordedMessage } from '../../messages/replay.js';
 import type {
@@ -19,7 +19,6 @@ import type {
   MessageRecord,
   MessageStatus,
 } from '../../messages/types.js';
-import { deadlineOf, dueSoonFrom } from '../../review/deadlines.js';
 import {
   deliverySteps,
   review,
@@ -39,9 +38,6 @@ import type {
 import { run, type Queryable } from './pool.js';
 import type { DeferredStatement, Tx } from './tx.js';
 
-const PRIORITY_RANK: Record<Priority, number> = { emergency: 0, urgent: 1, routine: 2 };
-/** Sorts messages without a deadline after every dated one. */
-export const NO_DEADLINE = Number.MAX_SAFE_INTEGER;
 const REVIEW_AUDIT = {
   claimed: 'message.claimed',
   released: 'message.released',
@@ -323,26 +319,9 @@ export class PgMessages {
       status: 'accepted',
       receipt: makeReceipt(index, acceptedAt),
     };
-    const d = deadlineKeys(env, env.createdAt);
     const sealed = this.host.vault.seal(env.id, msg.jws, at);
     tx.defer(ACCEPT, [
-      env.id,
-      msg.digest,
-      msg.envelopeDigest,
-      env.caseRef,
-      env.type,
-      env.from,
-      env.to,
-      env.priority,
-      PRIORITY_RANK[env.priority],
-      env.respondBy ?? null,
-      d.deadline,
-      d.deadlineKey,
-      d.dueSoonKey,
-      env.inReplyTo ?? null,
-      env.createdAt,
-      acceptedAt,
-      index,
+      ...messageRowValues(msg, acceptedAt, index),
       sealed.sealed,
       sealed.wrappedKey,
       sealed.epoch,
@@ -449,11 +428,6 @@ export class PgMessages {
   }
 }
 
-/** Audit entries name the actor by certificate fingerprint only (protocol §6.1). */
-export function auditActor(a: HistoryActor): AuditActor {
-  return { agency: a.agency, role: a.role, subject: a.subject };
-}
-
 export function messageDraft(
   row: MessageRow,
   event: AuditDraft['event'],
@@ -501,37 +475,8 @@ export function changeView(r: MessageRow): MessageChange['message'] {
   };
 }
 
-function deadlineKeys(
-  env: Envelope,
-  createdAt: string,
-): { deadline: string | null; deadlineKey: number; dueSoonKey: number } {
-  const deadline = deadlineOf(env);
-  if (deadline === null) return { deadline, deadlineKey: NO_DEADLINE, dueSoonKey: NO_DEADLINE };
-  return {
-    deadline,
-    deadlineKey: Date.parse(deadline),
-    dueSoonKey: dueSoonFrom(createdAt, deadline),
-  };
-}
-
 function shapeName(sql: string): string {
   let h = 0;
   for (let i = 0; i < sql.length; i++) h = (Math.imul(h, 31) + sql.charCodeAt(i)) | 0;
   return (h >>> 0).toString(36);
-}
-
-function encodeCursor(parts: [number, number, number]): string {
-  return Buffer.from(JSON.stringify(parts)).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [number, number, number] {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 3 && v.every((n) => Number.isSafeInteger(n))) {
-      return v as [number, number, number];
-    }
-  } catch {
-    // fall through
-  }
-  throw new CasebridgeError('INVALID_PARAMETER', 'cursor is not one this server issued');
 }
