@@ -162,6 +162,12 @@ describe('store: the embedded store on its own thread', function () {
     expect((await store.health()).failure).to.equal('stopped');
     expect(failures).to.have.length(1);
   });
+
+  it('reports no failure when it is closed and its thread ends', async function () {
+    await store.close();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(failures).to.deep.equal([]);
+  });
 });
 
 describe('store thread wire', function () {

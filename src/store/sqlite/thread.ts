@@ -51,6 +51,7 @@ export class ThreadStore implements Store {
   private readonly listeners: ChangeListener[] = [];
   private nextId = 0;
   private broken: Error | undefined;
+  private closing = false;
   readonly lease = soleSigner;
   readonly files: FileIndex;
 
@@ -117,7 +118,8 @@ export class ThreadStore implements Store {
   private fail(e: Error): void {
     if (this.broken !== undefined) return;
     this.broken = e;
-    this.onFailure?.(e);
+    // The thread ends by itself once the store has closed; that is no failure.
+    if (!this.closing) this.onFailure?.(e);
     const err = new StoreUnavailableError('stopped', 'STORE_THREAD', e);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
@@ -227,6 +229,7 @@ export class ThreadStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     if (this.broken === undefined) await this.call('close', []);
     this.broken ??= new Error('the store is closed');
     await this.worker.terminate();
