@@ -10,6 +10,8 @@
  *   (RFC 8785 §3.2.3), arrays in order, no whitespace.
  */
 
+import { isWellFormed } from '../schema/strict-json.js';
+
 export class CanonicalizationError extends Error {
   constructor(detail: string) {
     super(detail);
@@ -23,65 +25,76 @@ function serializeNumber(n: number): string {
   return Object.is(n, -0) ? '0' : String(n);
 }
 
-/** RFC 8785 §3.2.3: compares names as sequences of UTF-16 code units, not code points or locale. */
+/**
+ * RFC 8785 §3.2.3: names in the order of their UTF-16 code units, not code points
+ * or locale, which is what `<` on strings compares. Envelopes have a dozen names
+ * per object, where an insertion sort in place beats Array.prototype.sort and the
+ * comparator calls and copies it makes; larger objects take the library sort.
+ */
+const INSERTION_SORT_MAX = 24;
+
+function sortedNames(obj: object): string[] {
+  const names = Object.keys(obj);
+  if (names.length > INSERTION_SORT_MAX) return names.sort(byCodeUnits);
+  for (let i = 1; i < names.length; i++) {
+    const name = names[i] as string;
+    let j = i - 1;
+    while (j >= 0 && (names[j] as string) > name) {
+      names[j + 1] = names[j] as string;
+      j--;
+    }
+    names[j + 1] = name;
+  }
+  return names;
+}
+
 function byCodeUnits(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** RFC 8785 §3.2.2.2 refuses lone surrogates: the value would not be valid I-JSON (RFC 7493 §2.1). */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 function serializeString(s: string): string {
-  if (LONE_SURROGATE.test(s)) throw new CanonicalizationError('a string holds a lone surrogate');
+  if (!isWellFormed(s)) throw new CanonicalizationError('a string holds a lone surrogate');
   return JSON.stringify(s);
 }
 
-function write(value: unknown, out: string[]): void {
-  if (value === null) {
-    out.push('null');
-    return;
-  }
+/** The canonical text of one value, built by concatenation (V8 ropes), not an array of parts. */
+function serialize(value: unknown): string {
+  if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
-      out.push(value ? 'true' : 'false');
-      return;
+      return value ? 'true' : 'false';
     case 'number':
-      out.push(serializeNumber(value));
-      return;
+      return serializeNumber(value);
     case 'string':
-      out.push(serializeString(value));
-      return;
+      return serializeString(value);
     case 'object':
       break;
     default:
       throw new CanonicalizationError(`a ${typeof value} has no JSON form`);
   }
   if (Array.isArray(value)) {
-    out.push('[');
-    value.forEach((item, i) => {
-      if (i > 0) out.push(',');
-      write(item, out);
-    });
-    out.push(']');
-    return;
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      out += serialize(value[i]);
+    }
+    return out + ']';
   }
   const obj = value as Record<string, unknown>;
-  out.push('{');
-  Object.keys(obj)
-    .sort(byCodeUnits)
-    .forEach((name, i) => {
-      if (i > 0) out.push(',');
-      out.push(serializeString(name), ':');
-      write(obj[name], out);
-    });
-  out.push('}');
+  const names = sortedNames(obj);
+  let out = '{';
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    if (i > 0) out += ',';
+    out += serializeString(name) + ':' + serialize(obj[name]);
+  }
+  return out + '}';
 }
 
 /** The RFC 8785 canonical text of a parsed JSON value. */
 export function canonicalize(value: unknown): string {
-  const out: string[] = [];
-  write(value, out);
-  return out.join('');
+  return serialize(value);
 }
 
 /** The RFC 8785 canonical bytes (UTF-8, RFC 8785 §3.2.4). */

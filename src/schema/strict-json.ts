@@ -41,7 +41,8 @@ const ESCAPED_SURROGATE = /\\u[dD][89a-fA-F]/;
 interface WellFormed {
   isWellFormed(): boolean;
 }
-const isWellFormed = (s: string): boolean => (s as unknown as WellFormed).isWellFormed();
+/** No lone surrogate (ES2024 String.prototype.isWellFormed, which Node 20 has but lib ES2023 does not type). */
+export const isWellFormed = (s: string): boolean => (s as unknown as WellFormed).isWellFormed();
 
 function malformed(detail: string, cause?: unknown): CasebridgeError {
   return new CasebridgeError('MALFORMED', detail, cause === undefined ? undefined : { cause });

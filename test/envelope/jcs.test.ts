@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { CanonicalizationError, canonicalBytes, canonicalize } from '../../src/envelope/jcs.js';
 import { envelopeDigest } from '../../src/messages/replay.js';
 import { sampleEnvelope } from '../fixtures/envelopes.js';
@@ -36,6 +37,58 @@ describe('envelope/jcs: RFC 8785 canonicalization', function () {
   it('refuses values JSON cannot carry', function () {
     for (const bad of [NaN, Infinity, '\ud800', { k: undefined }, () => 1, 1n]) {
       expect(() => canonicalize(bad)).to.throw(CanonicalizationError);
+    }
+  });
+
+  it('refuses a lone surrogate wherever it sits, and takes a paired one', function () {
+    for (const bad of [
+      'a\udc00',
+      '\ud83d',
+      'x\ud83dy',
+      '\ude02\ud83d',
+      ['ok', '\udfff'],
+      { ['k\ud800']: 1 },
+      { a: { b: '\udbff' } },
+    ]) {
+      expect(() => canonicalize(bad)).to.throw(CanonicalizationError, /lone surrogate/);
+    }
+    expect(canonicalize({ '\u{1f602}': '\ud83d\ude02' })).to.equal('{"\u{1f602}":"\u{1f602}"}');
+  });
+
+  it('orders members as a plain code-unit sort does, below and above the insertion-sort bound', function () {
+    // Reference: the RFC's rule written the obvious way, Array.prototype.sort on every object.
+    const reference = (v: unknown): string => {
+      if (v === null || typeof v !== 'object') return JSON.stringify(v);
+      if (Array.isArray(v)) return `[${v.map(reference).join(',')}]`;
+      const o = v as Record<string, unknown>;
+      const names = Object.keys(o).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      return `{${names.map((n) => `${JSON.stringify(n)}:${reference(o[n])}`).join(',')}}`;
+    };
+    const name = fc.oneof(
+      fc.string({ maxLength: 4 }),
+      fc.constantFrom('a', 'b', 'aa', '\u{1f602}', '\ufb33'),
+    );
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof(
+        { depthSize: 'small' },
+        fc.string(),
+        fc.integer(),
+        fc.boolean(),
+        fc.constant(null),
+        fc.array(tie('node'), { maxLength: 4 }),
+        fc.dictionary(name, tie('node'), { maxKeys: 40 }),
+      ),
+    })).node;
+    fc.assert(
+      fc.property(value, (v) => canonicalize(v) === reference(v)),
+      { numRuns: 400 },
+    );
+    // Both sides of the bound, with names in reverse order.
+    for (const n of [2, 24, 25, 60]) {
+      const obj = Object.fromEntries(
+        Array.from({ length: n }, (_, i) => [`k${String(n - i).padStart(3, '0')}`, i]),
+      );
+      expect(canonicalize(obj)).to.equal(reference(obj));
     }
   });
 
