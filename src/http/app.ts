@@ -50,6 +50,9 @@ export function createHttpApp(ctx: HttpContext): Express {
   // protocol §12: rate, then the body rules and bounds, before any route reads a body.
   app.use(rateLimit(ctx.rateLimiter));
   app.use(bodyGuard(ctx.limits, new Slots(ctx.limits.maxBodies)));
+  // The submission routes first: POST /v1/messages is the hot path, and every
+  // router in front of it is a layer each request is matched against.
+  app.use(messageRoutes(ctx));
 
   // Built once; with port 0 (tests) the bound port is known only at the first request.
   let openapi: string | undefined;
@@ -62,7 +65,6 @@ export function createHttpApp(ctx: HttpContext): Express {
   });
   app.use(fileRoutes(ctx, ctx.files));
   app.use(batchRoutes(ctx));
-  app.use(messageRoutes(ctx));
   app.use(reviewRoutes(ctx));
   app.use(eventRoutes(ctx));
   app.use(auditRoutes(ctx));
