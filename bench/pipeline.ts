@@ -13,6 +13,13 @@
  * message is pre-signed before a clock starts, except in the soak, which signs
  * at its (low) rate as it goes.
  *
+ * Paired rounds: the speed of this shared machine drifts by up to twice within
+ * minutes, and a cold endpoint answers at half its warm rate. So each figure
+ * judged against a baseline comes from BENCH_ROUNDS rounds (3), each one run of
+ * the baseline and then one of the gateway, both warmed up and both processes
+ * up throughout; a ratio is the median of the rounds' ratios, with their
+ * smallest and largest beside it.
+ *
  * BENCH_CONNECTIONS sets the client concurrency (64), BENCH_BATCH_CONNECTIONS
  * the concurrent batches (6), BENCH_SOAK_S / BENCH_SOAK_RATE the soak, BENCH_MAX_BODIES the
  * gateway's cap on open bodies (1024; the production default is 64).
@@ -35,7 +42,9 @@ const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 64);
 /** Below the gateway's cap of concurrent batches (8), which would answer 503. */
 const BATCH_CONNECTIONS = Number(process.env['BENCH_BATCH_CONNECTIONS'] ?? 6);
 const BATCH_LINES = 100;
-const WARMUP = 512;
+/** Requests before any clock starts: enough for V8 to optimise both servers' hot paths. */
+const WARMUP = 2000;
+const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? 3));
 const RSS_SAMPLE_MS = 5000;
 /** protocol §8 default of CASEBRIDGE_MAX_BYTES, the size of a flood request. */
 const MAX_BYTES = 1024 * 1024;
@@ -63,6 +72,11 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 const round = (v: number, digits = 3) => Number(v.toFixed(digits));
+const median = (xs: readonly number[]) =>
+  percentile(
+    xs.slice().sort((a, b) => a - b),
+    50,
+  );
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `count` every 20 ms until it reaches `target` (bounded); returns the last value. */
@@ -136,77 +150,86 @@ async function gatewayProcess(mode: 'embedded' | 'rabbitmq', extra: Record<strin
 
 // ---- baselines ---------------------------------------------------------------
 
-let bare: Promise<number> | undefined;
-/** Requests per second of the bare HTTPS + mTLS endpoint; measured once per run. */
-export function bareHttpsRate(messages: number): Promise<number> {
-  bare ??= (async () => {
-    const env = await testEnv();
-    const server = await startServer('bare', env);
-    const client = await loadClient(server);
-    try {
-      await client.ok({
-        cmd: 'closed',
-        target: SINGLE,
-        bodies: (await signed(WARMUP)).map((m) => m.jws),
-      });
+/** The bare HTTPS + mTLS endpoint and a client of its own, warmed up. */
+async function bareEndpoint() {
+  const env = await testEnv();
+  const server = await startServer('bare', env);
+  const client = await loadClient(server);
+  const stop = async () => {
+    await client.close();
+    await server.stop();
+    rmSync(env['CASEBRIDGE_DATA_DIR']!, { recursive: true, force: true });
+  };
+  try {
+    await client.ok({
+      cmd: 'closed',
+      target: SINGLE,
+      bodies: (await signed(WARMUP)).map((m) => m.jws),
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    /** Requests per second for `messages` fresh bodies. */
+    async rate(messages: number) {
       const bodies = (await signed(messages)).map((m) => m.jws);
       const r = await client.ok({ cmd: 'closed', target: SINGLE, bodies });
       return messages / (r.ms / 1000);
-    } finally {
-      await client.close();
-      await server.stop();
-      rmSync(env['CASEBRIDGE_DATA_DIR']!, { recursive: true, force: true });
+    },
+    stop,
+  };
+}
+
+/** Raw confirm rate: persistent publishes of the JWS bodies, at most 256 unconfirmed. */
+async function measureBrokerConfirms(messages: number): Promise<number> {
+  const bodies = (await signed(messages)).map((m) => Buffer.from(m.jws, 'ascii'));
+  const vhost = await createTestVhost();
+  const conn = await connect(vhost.url);
+  try {
+    const ch = await conn.createConfirmChannel();
+    const queue = 'bench.baseline';
+    await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    let inFlight = 0;
+    let failed: unknown;
+    let wake: (() => void) | undefined;
+    const room = () =>
+      inFlight < BASELINE_IN_FLIGHT ? Promise.resolve() : new Promise<void>((r) => (wake = r));
+    const t0 = performance.now();
+    for (const body of bodies) {
+      await room();
+      if (failed) throw failed;
+      inFlight++;
+      ch.publish(
+        '',
+        queue,
+        body,
+        { persistent: true, contentType: 'application/jose' },
+        (err: unknown) => {
+          if (err != null) failed = err;
+          inFlight--;
+          const w = wake;
+          wake = undefined;
+          w?.();
+        },
+      );
     }
-  })();
-  return bare;
+    await ch.waitForConfirms();
+    const s = (performance.now() - t0) / 1000;
+    if (failed) throw failed;
+    await ch.deleteQueue(queue);
+    await ch.close();
+    return bodies.length / s;
+  } finally {
+    await conn.close().catch(() => {});
+    await vhost.cleanup();
+  }
 }
 
 let broker: Promise<number> | undefined;
-/** Raw confirm rate: persistent publishes of the JWS bodies, at most 256 unconfirmed. */
+/** One raw confirm figure per run, for the figures that are not paired (PostgreSQL, `ratio`). */
 export function brokerConfirmRate(messages: number): Promise<number> {
-  broker ??= (async () => {
-    const bodies = (await signed(messages)).map((m) => Buffer.from(m.jws, 'ascii'));
-    const vhost = await createTestVhost();
-    const conn = await connect(vhost.url);
-    try {
-      const ch = await conn.createConfirmChannel();
-      const queue = 'bench.baseline';
-      await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
-      let inFlight = 0;
-      let failed: unknown;
-      let wake: (() => void) | undefined;
-      const room = () =>
-        inFlight < BASELINE_IN_FLIGHT ? Promise.resolve() : new Promise<void>((r) => (wake = r));
-      const t0 = performance.now();
-      for (const body of bodies) {
-        await room();
-        if (failed) throw failed;
-        inFlight++;
-        ch.publish(
-          '',
-          queue,
-          body,
-          { persistent: true, contentType: 'application/jose' },
-          (err: unknown) => {
-            if (err != null) failed = err;
-            inFlight--;
-            const w = wake;
-            wake = undefined;
-            w?.();
-          },
-        );
-      }
-      await ch.waitForConfirms();
-      const s = (performance.now() - t0) / 1000;
-      if (failed) throw failed;
-      await ch.deleteQueue(queue);
-      await ch.close();
-      return bodies.length / s;
-    } finally {
-      await conn.close().catch(() => {});
-      await vhost.cleanup();
-    }
-  })();
+  broker ??= measureBrokerConfirms(messages);
   return broker;
 }
 
@@ -217,24 +240,20 @@ interface PeakRun {
   cpuMsPerMessage: number;
   /** Busy time of the gateway's main event loop per message. */
   loopMsPerMessage: number;
+  ids: string[];
+  /** performance.now() when the first request went out. */
+  startedAt: number;
 }
 
-/** Warm-up, then `messages` single submissions as fast as 64 connections go. */
-async function peak(
-  server: ServerProcess,
-  client: LoadClient,
-  messages: number,
-): Promise<PeakRun & { ids: string[] }> {
-  await client.ok({
-    cmd: 'closed',
-    target: SINGLE,
-    bodies: (await signed(WARMUP)).map((m) => m.jws),
-  });
+/** `messages` single submissions as fast as 64 connections go. */
+async function peak(server: ServerProcess, client: LoadClient, messages: number): Promise<PeakRun> {
   const msgs = await signed(messages);
   const cpu0 = server.cpuMs();
   const loop0 = await server.loopMs();
+  const startedAt = performance.now();
   const r = await client.ok({ cmd: 'closed', target: SINGLE, bodies: msgs.map((m) => m.jws) });
   return {
+    startedAt,
     rate: messages / (r.ms / 1000),
     cpuMsPerMessage: (server.cpuMs() - cpu0) / messages,
     loopMsPerMessage: ((await server.loopMs()) - loop0) / messages,
@@ -242,20 +261,96 @@ async function peak(
   };
 }
 
+interface Paired<T> {
+  baselines: number[];
+  runs: T[];
+  /** The run of the median ratio: its figures go together. */
+  median: T;
+  ratio: number;
+  ratioMin: number;
+  ratioMax: number;
+}
+
+/**
+ * ROUNDS rounds of one baseline run, then one measured run; both sides already
+ * warm. Prints each round, since the spread is the figure's error bar.
+ */
+async function paired<T extends { rate: number }>(
+  label: string,
+  baseline: () => Promise<number>,
+  measured: () => Promise<T>,
+): Promise<Paired<T>> {
+  const baselines: number[] = [];
+  const runs: T[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    baselines.push(await baseline());
+    runs.push(await measured());
+  }
+  const ratios = runs.map((r, i) => r.rate / baselines[i]!);
+  const order = ratios.map((_, i) => i).sort((a, b) => ratios[a]! - ratios[b]!);
+  const mid = order[Math.floor((order.length - 1) / 2)]!;
+  process.stderr.write(
+    `  ${label} rounds (baseline/measured per s): ` +
+      runs.map((r, i) => `${Math.round(baselines[i]!)}/${Math.round(r.rate)}`).join(', ') +
+      '\n',
+  );
+  return {
+    baselines,
+    runs,
+    median: runs[mid]!,
+    ratio: ratios[mid]!,
+    ratioMin: Math.min(...ratios),
+    ratioMax: Math.max(...ratios),
+  };
+}
+
+/**
+ * Single messages against the bare endpoint, in paired rounds; the gateway warmed
+ * up first. `settle` runs after each gateway run, off its clock and before the
+ * next baseline (RabbitMQ mode: until the round is delivered).
+ */
+async function singleAgainstBare<T extends PeakRun>(
+  server: ServerProcess,
+  client: LoadClient,
+  messages: number,
+  settle: (run: PeakRun) => Promise<T>,
+): Promise<Paired<T>> {
+  await client.ok({
+    cmd: 'closed',
+    target: SINGLE,
+    bodies: (await signed(WARMUP)).map((m) => m.jws),
+  });
+  const bare = await bareEndpoint();
+  try {
+    return await paired(
+      'single',
+      () => bare.rate(messages),
+      async () => settle(await peak(server, client, messages)),
+    );
+  } finally {
+    await bare.stop();
+  }
+}
+
+function singleFigures(p: Paired<PeakRun>): Record<string, number> {
+  return {
+    rounds: p.runs.length,
+    bare_https_rate: Math.round(median(p.baselines)),
+    accept_rate: Math.round(p.median.rate),
+    ratio_vs_bare_https: round(p.ratio),
+    ratio_min: round(p.ratioMin),
+    ratio_max: round(p.ratioMax),
+    gateway_cpu_ms_per_msg: round(p.median.cpuMsPerMessage),
+    gateway_loop_ms_per_msg: round(p.median.loopMsPerMessage),
+  };
+}
+
 export async function benchEmbedded(sizes: PipelineSizes): Promise<Record<string, number>> {
-  const bareRate = await bareHttpsRate(sizes.messages);
   const gw = await gatewayProcess('embedded');
   const client = await loadClient(gw.server);
   try {
-    const p = await peak(gw.server, client, sizes.messages);
-    return {
-      messages: sizes.messages,
-      bare_https_rate: Math.round(bareRate),
-      accept_rate: Math.round(p.rate),
-      ratio_vs_bare_https: round(p.rate / bareRate),
-      gateway_cpu_ms_per_msg: round(p.cpuMsPerMessage),
-      gateway_loop_ms_per_msg: round(p.loopMsPerMessage),
-    };
+    const p = await singleAgainstBare(gw.server, client, sizes.messages, async (r) => r);
+    return { messages: sizes.messages, ...singleFigures(p) };
   } finally {
     await client.close();
     await gw.stop();
@@ -269,19 +364,20 @@ export async function benchEmbedded(sizes: PipelineSizes): Promise<Record<string
  */
 export async function benchRabbitmq(sizes: PipelineSizes): Promise<Record<string, number>> {
   const n = sizes.messages;
-  const bareRate = await bareHttpsRate(n);
   const confirmRate = await brokerConfirmRate(n);
   const gw = await gatewayProcess('rabbitmq');
   const client = await loadClient(gw.server);
   try {
-    const t0 = performance.now();
-    const p = await peak(gw.server, client, n);
-    const d = await waitForCount(() => gw.server.delivered(), WARMUP + n, 120_000);
-    if (d < WARMUP + n) throw new Error(`only ${d - WARMUP} of ${n} delivered`);
-    const deliverSeconds = (performance.now() - t0) / 1000;
-    const lags = (await gw.server.lags(p.ids)).sort((a, b) => a - b);
+    let sent = WARMUP;
+    const p = await singleAgainstBare(gw.server, client, n, async (run) => {
+      sent += n;
+      const d = await waitForCount(() => gw.server.delivered(), sent, 120_000);
+      if (d < sent) throw new Error(`only ${d} of ${sent} delivered`);
+      return { ...run, deliveredRate: n / ((performance.now() - run.startedAt) / 1000) };
+    });
+    const lags = (await gw.server.lags(p.median.ids)).sort((a, b) => a - b);
 
-    const half = p.rate / 2;
+    const half = p.median.rate / 2;
     const msgs = await signed(n);
     const r = await client.ok({
       cmd: 'open',
@@ -289,27 +385,23 @@ export async function benchRabbitmq(sizes: PipelineSizes): Promise<Record<string
       rate: half,
       bodies: msgs.map((m) => m.jws),
     });
-    const d2 = await waitForCount(() => gw.server.delivered(), WARMUP + 2 * n, 120_000);
-    if (d2 < WARMUP + 2 * n)
-      throw new Error(`only ${d2 - WARMUP - n} of ${n} delivered at half rate`);
+    const d2 = await waitForCount(() => gw.server.delivered(), sent + n, 120_000);
+    if (d2 < sent + n) throw new Error(`only ${d2 - sent} of ${n} delivered at half rate`);
     const latency = r.latencies!.slice().sort((a, b) => a - b);
     const halfLags = (await gw.server.lags(msgs.map((m) => m.id))).sort((a, b) => a - b);
     return {
       messages: n,
       // Today's figures, as before.
       baselineConfirmRate: Math.round(confirmRate),
-      pipelineAcceptRate: Math.round(p.rate),
-      ratio: round(p.rate / confirmRate),
-      pipelineDeliveredRate: Math.round(n / deliverSeconds),
+      pipelineAcceptRate: Math.round(p.median.rate),
+      ratio: round(p.median.rate / confirmRate),
+      pipelineDeliveredRate: Math.round(p.median.deliveredRate),
       lagP50Ms: percentile(lags, 50),
       lagP99Ms: percentile(lags, 99),
       lagMaxMs: lags[lags.length - 1] ?? NaN,
       jwsBytes: Buffer.byteLength(msgs[0]!.jws),
       // Against the bare endpoint, and at half the peak rate.
-      bare_https_rate: Math.round(bareRate),
-      ratio_vs_bare_https: round(p.rate / bareRate),
-      gateway_cpu_ms_per_msg: round(p.cpuMsPerMessage),
-      gateway_loop_ms_per_msg: round(p.loopMsPerMessage),
+      ...singleFigures(p),
       half_rate: Math.round(half),
       achieved_half_rate: Math.round(r.sent / (r.ms / 1000)),
       p50_ms_at_half_rate: round(percentile(latency, 50), 2),
@@ -330,7 +422,6 @@ export async function benchRabbitmq(sizes: PipelineSizes): Promise<Record<string
 /** RabbitMQ mode, batches of 100 lines, as a ratio to raw broker confirms. */
 export async function benchBatch(sizes: PipelineSizes): Promise<Record<string, number>> {
   const n = Math.ceil(sizes.messages / BATCH_LINES) * BATCH_LINES;
-  const confirmRate = await brokerConfirmRate(sizes.messages);
   const gw = await gatewayProcess('rabbitmq');
   const client = await loadClient(gw.server, BATCH_CONNECTIONS);
   const batches = (msgs: { jws: string }[]) => {
@@ -345,29 +436,45 @@ export async function benchBatch(sizes: PipelineSizes): Promise<Record<string, n
     }
     return out;
   };
-  try {
-    await client.ok({ cmd: 'closed', target: BATCH, bodies: batches(await signed(WARMUP * 2)) });
-    await waitForCount(() => gw.server.delivered(), WARMUP * 2, 60_000);
+  let sent = WARMUP;
+  /** One timed batch run; delivery is awaited outside the accept clock, before the next round. */
+  const run = async () => {
     const msgs = await signed(n);
     const cpu0 = gw.server.cpuMs();
     const loop0 = await gw.server.loopMs();
     const t0 = performance.now();
     const r = await client.ok({ cmd: 'closed', target: BATCH, bodies: batches(msgs) });
-    const rate = n / (r.ms / 1000);
-    const d = await waitForCount(() => gw.server.delivered(), WARMUP * 2 + n, 120_000);
-    if (d < WARMUP * 2 + n) throw new Error(`only ${d - WARMUP * 2} of ${n} delivered`);
-    const deliveredRate = n / ((performance.now() - t0) / 1000);
+    const figures = {
+      rate: n / (r.ms / 1000),
+      cpuMsPerMessage: (gw.server.cpuMs() - cpu0) / n,
+      loopMsPerMessage: ((await gw.server.loopMs()) - loop0) / n,
+    };
+    sent += n;
+    const d = await waitForCount(() => gw.server.delivered(), sent, 120_000);
+    if (d < sent) throw new Error(`only ${d} of ${sent} delivered`);
+    return { ...figures, deliveredRate: n / ((performance.now() - t0) / 1000) };
+  };
+  try {
+    await client.ok({ cmd: 'closed', target: BATCH, bodies: batches(await signed(WARMUP)) });
+    await waitForCount(() => gw.server.delivered(), WARMUP, 60_000);
+    const p = await paired('batch', () => measureBrokerConfirms(n), run);
+    const confirmRate = median(p.baselines);
     return {
       messages: n,
       batch_lines: BATCH_LINES,
       concurrent_batches: BATCH_CONNECTIONS,
+      rounds: p.runs.length,
       broker_confirm_rate: Math.round(confirmRate),
-      accept_rate: Math.round(rate),
-      ratio_vs_broker: round(rate / confirmRate),
-      delivered_rate: Math.round(deliveredRate),
-      delivered_ratio_vs_broker: round(deliveredRate / confirmRate),
-      gateway_cpu_ms_per_msg: round((gw.server.cpuMs() - cpu0) / n),
-      gateway_loop_ms_per_msg: round(((await gw.server.loopMs()) - loop0) / n),
+      accept_rate: Math.round(p.median.rate),
+      ratio_vs_broker: round(p.ratio),
+      ratio_min: round(p.ratioMin),
+      ratio_max: round(p.ratioMax),
+      delivered_rate: Math.round(p.median.deliveredRate),
+      delivered_ratio_vs_broker: round(
+        median(p.runs.map((r, i) => r.deliveredRate / p.baselines[i]!)),
+      ),
+      gateway_cpu_ms_per_msg: round(p.median.cpuMsPerMessage),
+      gateway_loop_ms_per_msg: round(p.median.loopMsPerMessage),
     };
   } finally {
     await client.close();
