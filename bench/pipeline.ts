@@ -235,30 +235,59 @@ export function brokerConfirmRate(messages: number): Promise<number> {
 
 // ---- single messages -----------------------------------------------------------
 
-interface PeakRun {
+interface TimedRun {
   rate: number;
   cpuMsPerMessage: number;
   /** Busy time of the gateway's main event loop per message. */
   loopMsPerMessage: number;
-  ids: string[];
   /** performance.now() when the first request went out. */
   startedAt: number;
 }
 
-/** `messages` single submissions as fast as 64 connections go. */
-async function peak(server: ServerProcess, client: LoadClient, messages: number): Promise<PeakRun> {
-  const msgs = await signed(messages);
+interface PeakRun extends TimedRun {
+  ids: string[];
+}
+
+/** One closed-loop run of `bodies` carrying `messages` messages, with the gateway's CPU and loop time. */
+async function timed(
+  server: ServerProcess,
+  client: LoadClient,
+  target: Target,
+  bodies: string[],
+  messages: number,
+): Promise<TimedRun> {
   const cpu0 = server.cpuMs();
   const loop0 = await server.loopMs();
   const startedAt = performance.now();
-  const r = await client.ok({ cmd: 'closed', target: SINGLE, bodies: msgs.map((m) => m.jws) });
+  const r = await client.ok({ cmd: 'closed', target, bodies });
   return {
     startedAt,
     rate: messages / (r.ms / 1000),
     cpuMsPerMessage: (server.cpuMs() - cpu0) / messages,
     loopMsPerMessage: ((await server.loopMs()) - loop0) / messages,
-    ids: msgs.map((m) => m.id),
   };
+}
+
+/**
+ * Waits (off any clock) until the gateway has delivered `total` messages in all;
+ * the rate of the run's `messages` from its first request to the last delivery.
+ */
+async function deliveredRate(
+  server: ServerProcess,
+  run: TimedRun,
+  messages: number,
+  total: number,
+): Promise<number> {
+  const d = await waitForCount(() => server.delivered(), total, 120_000);
+  if (d < total) throw new Error(`only ${d} of ${total} delivered`);
+  return messages / ((performance.now() - run.startedAt) / 1000);
+}
+
+/** `messages` single submissions as fast as 64 connections go. */
+async function peak(server: ServerProcess, client: LoadClient, messages: number): Promise<PeakRun> {
+  const msgs = await signed(messages);
+  const bodies = msgs.map((m) => m.jws);
+  return { ...(await timed(server, client, SINGLE, bodies, messages)), ids: msgs.map((m) => m.id) };
 }
 
 interface Paired<T> {
@@ -371,9 +400,7 @@ export async function benchRabbitmq(sizes: PipelineSizes): Promise<Record<string
     let sent = WARMUP;
     const p = await singleAgainstBare(gw.server, client, n, async (run) => {
       sent += n;
-      const d = await waitForCount(() => gw.server.delivered(), sent, 120_000);
-      if (d < sent) throw new Error(`only ${d} of ${sent} delivered`);
-      return { ...run, deliveredRate: n / ((performance.now() - run.startedAt) / 1000) };
+      return { ...run, deliveredRate: await deliveredRate(gw.server, run, n, sent) };
     });
     const lags = (await gw.server.lags(p.median.ids)).sort((a, b) => a - b);
 
@@ -439,20 +466,9 @@ export async function benchBatch(sizes: PipelineSizes): Promise<Record<string, n
   let sent = WARMUP;
   /** One timed batch run; delivery is awaited outside the accept clock, before the next round. */
   const run = async () => {
-    const msgs = await signed(n);
-    const cpu0 = gw.server.cpuMs();
-    const loop0 = await gw.server.loopMs();
-    const t0 = performance.now();
-    const r = await client.ok({ cmd: 'closed', target: BATCH, bodies: batches(msgs) });
-    const figures = {
-      rate: n / (r.ms / 1000),
-      cpuMsPerMessage: (gw.server.cpuMs() - cpu0) / n,
-      loopMsPerMessage: ((await gw.server.loopMs()) - loop0) / n,
-    };
+    const figures = await timed(gw.server, client, BATCH, batches(await signed(n)), n);
     sent += n;
-    const d = await waitForCount(() => gw.server.delivered(), sent, 120_000);
-    if (d < sent) throw new Error(`only ${d} of ${sent} delivered`);
-    return { ...figures, deliveredRate: n / ((performance.now() - t0) / 1000) };
+    return { ...figures, deliveredRate: await deliveredRate(gw.server, figures, n, sent) };
   };
   try {
     await client.ok({ cmd: 'closed', target: BATCH, bodies: batches(await signed(WARMUP)) });

@@ -58,8 +58,11 @@ function serializeString(s: string): string {
   return JSON.stringify(s);
 }
 
-/** The canonical text of one value, built by concatenation (V8 ropes), not an array of parts. */
-function serialize(value: unknown): string {
+/**
+ * The RFC 8785 canonical text of a parsed JSON value, built by concatenation
+ * (V8 ropes), not an array of parts.
+ */
+export function canonicalize(value: unknown): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
@@ -77,7 +80,7 @@ function serialize(value: unknown): string {
     let out = '[';
     for (let i = 0; i < value.length; i++) {
       if (i > 0) out += ',';
-      out += serialize(value[i]);
+      out += canonicalize(value[i]);
     }
     return out + ']';
   }
@@ -87,14 +90,9 @@ function serialize(value: unknown): string {
   for (let i = 0; i < names.length; i++) {
     const name = names[i] as string;
     if (i > 0) out += ',';
-    out += serializeString(name) + ':' + serialize(obj[name]);
+    out += serializeString(name) + ':' + canonicalize(obj[name]);
   }
   return out + '}';
-}
-
-/** The RFC 8785 canonical text of a parsed JSON value. */
-export function canonicalize(value: unknown): string {
-  return serialize(value);
 }
 
 /** The RFC 8785 canonical bytes (UTF-8, RFC 8785 §3.2.4). */
